@@ -15,7 +15,8 @@ from infopo.rollout import ChatMarkers, Trajectory, TrajectoryBuilder
 SMOLLM2_TEMPLATE = (
     "{% for message in messages %}"
     "{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}"
+    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, '"
+    "'trained by Hugging Face<|im_end|>\\n' }}"
     "{% endif %}"
     "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
     "{% endfor %}"
@@ -28,7 +29,8 @@ QWEN_TEMPLATE = (
     "{%- if messages[0]['role'] == 'system' %}"
     "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
     "{%- else %}"
-    "{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}"
+    "{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. '"
+    "'You are a helpful assistant.<|im_end|>\\n' }}"
     "{%- endif %}"
     "{%- for message in messages %}"
     "{%- if not (message.role == 'system' and loop.first) %}"
@@ -91,20 +93,23 @@ def tiny_model(vocab_size: int, attn_implementation: str = "sdpa", seed: int = 0
         num_key_value_heads=2,
         max_position_embeddings=4096,
         tie_word_embeddings=True,
+        initializer_range=0.3,  # large random weights: feedback moves the next action's log-probs a lot
         attn_implementation=attn_implementation,
     )
     return LlamaForCausalLM(config).eval()
 
 
 def random_trajectory(
-    tokenizer: PreTrainedTokenizerFast, rng: random.Random, max_turns: int = 6, markers: ChatMarkers | None = None
+    tokenizer: PreTrainedTokenizerFast,
+    rng: random.Random,
+    max_turns: int = 6,
+    markers: ChatMarkers | None = None,
 ) -> Trajectory:
     """A rollout with 1..max_turns turns: random action text (sometimes cut before its end-of-turn token),
     random feedback (sometimes empty), a last turn without feedback."""
     markers = markers or ChatMarkers.from_tokenizer(tokenizer)
-    builder = TrajectoryBuilder.from_messages(
-        tokenizer, [{"role": "user", "content": random_text(rng, 3, 20)}], markers, task_id=f"task{rng.random():.6f}"
-    )
+    prompt = [{"role": "user", "content": random_text(rng, 3, 20)}]
+    builder = TrajectoryBuilder.from_messages(tokenizer, prompt, markers, task_id=f"task{rng.random():.6f}")
     eot = tokenizer.encode(markers.end_of_turn, add_special_tokens=False)
     turns = rng.randint(1, max_turns)
     for t in range(turns):

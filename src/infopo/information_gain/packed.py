@@ -37,31 +37,43 @@ class PackedScores:
 
 @dataclass
 class _Packed:
-    """One trajectory laid out as factual tokens followed by its branches."""
+    """One trajectory laid out as factual tokens followed by its branches.
+
+    segment: 0 for factual tokens, k for the k-th branch; limit: a branch token may also see factual
+    tokens before this index (its branch's prefix_end), 0 for factual tokens.
+    """
 
     ids: list[int]
     positions: list[int]
-    allowed: Tensor  # (P, P) bool, query row may attend to key column
+    segment: list[int]
+    limit: list[int]
     branches: list[Branch]
     offsets: list[int]  # packed index of each branch's first token
 
 
 def _pack(trajectory: Trajectory, branches: list[Branch]) -> _Packed:
     n = len(trajectory.input_ids)
-    total = n + sum(len(b.tokens) for b in branches)
-    ids = list(trajectory.input_ids)
-    positions = list(range(n))
-    allowed = torch.zeros(total, total, dtype=torch.bool)
-    allowed[:n, :n] = torch.ones(n, n, dtype=torch.bool).tril()
-    offsets = []
-    for branch in branches:
-        start, size = len(ids), len(branch.tokens)
-        offsets.append(start)
-        ids.extend(branch.tokens)
-        positions.extend(range(branch.prefix_end, branch.prefix_end + size))
-        allowed[start : start + size, : branch.prefix_end] = True
-        allowed[start : start + size, start : start + size] = torch.ones(size, size, dtype=torch.bool).tril()
-    return _Packed(ids, positions, allowed, branches, offsets)
+    packed = _Packed(list(trajectory.input_ids), list(range(n)), [0] * n, [0] * n, branches, [])
+    for k, branch in enumerate(branches, start=1):
+        size = len(branch.tokens)
+        packed.offsets.append(len(packed.ids))
+        packed.ids.extend(branch.tokens)
+        packed.positions.extend(range(branch.prefix_end, branch.prefix_end + size))
+        packed.segment.extend([k] * size)
+        packed.limit.extend([branch.prefix_end] * size)
+    return packed
+
+
+def _block_mask(segment: Tensor, limit: Tensor) -> Tensor:
+    """(B, P, P) bool: query i sees key j if j <= i in its own segment, or j is factual and j < limit[i].
+
+    segment, limit: (B, P) with padding in a segment of its own (-1), so every row sees itself.
+    """
+    index = torch.arange(segment.shape[1])
+    causal = index[None, :] <= index[:, None]
+    same = segment[:, :, None] == segment[:, None, :]
+    prefix = (segment[:, None, :] == 0) & (index[None, None, :] < limit[:, :, None])
+    return (same & causal) | prefix
 
 
 def _attention_mask(allowed: Tensor, model: nn.Module) -> Tensor:
@@ -118,14 +130,17 @@ def score_packed(
         p_max = max(len(p.ids) for p in packs)
         ids = torch.zeros(len(packs), p_max, dtype=torch.long)
         positions = torch.zeros(len(packs), p_max, dtype=torch.long)
-        allowed = torch.eye(p_max, dtype=torch.bool).repeat(len(packs), 1, 1)  # padding rows see themselves
+        segment = torch.full((len(packs), p_max), -1, dtype=torch.long)
+        limit = torch.zeros(len(packs), p_max, dtype=torch.long)
         rows, cols, targets = [], [], []
         for r, pack in enumerate(packs):
             size = len(pack.ids)
             shift = p_max - size if padding_side == "left" else 0
-            ids[r, shift : shift + size] = torch.tensor(pack.ids)
-            positions[r, shift : shift + size] = torch.tensor(pack.positions)
-            allowed[r, shift : shift + size, shift : shift + size] = pack.allowed
+            where = slice(shift, shift + size)
+            ids[r, where] = torch.tensor(pack.ids)
+            positions[r, where] = torch.tensor(pack.positions)
+            segment[r, where] = torch.tensor(pack.segment)
+            limit[r, where] = torch.tensor(pack.limit) + shift
             n = len(chunk[r].input_ids)
             # factual token i is predicted at i - 1
             rows.append(torch.full((n - 1,), r))
@@ -140,7 +155,10 @@ def score_packed(
                 cols.append(predictor + shift)
                 targets.append(torch.tensor(branch.tokens[first_action:]))
         hidden = final_hidden_states(
-            model, ids.to(device), _attention_mask(allowed, model).to(device), positions.to(device)
+            model,
+            ids.to(device),
+            _attention_mask(_block_mask(segment, limit), model).to(device),
+            positions.to(device),
         )
         logp, _ = gather_logprobs(
             model,
