@@ -45,15 +45,20 @@ def _placeholder(tokenizer, spec: CounterfactualSpec) -> list[int]:
     return spec.placeholder_ids(tokenizer, ChatMarkers.from_tokenizer(tokenizer))
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.length}-{s.span}-{s.placeholder}")
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize(
+    ("spec", "attn"),
+    [(spec, "sdpa") for spec in SPECS] + [(SPECS[0], "eager")],
+    ids=lambda v: v if isinstance(v, str) else f"{v.length}-{v.span}-{v.placeholder}",
+)
 def test_packed_agrees_with_naive_on_tiny_model(tokenizer, trajectories, spec, attn) -> None:
     model = tiny_model(len(tokenizer), attn)
     placeholder = _placeholder(tokenizer, spec)
     naive, naive_mask = information_gain_naive(model, trajectories, placeholder, spec)
     assert int(naive_mask.sum()) > 100 and float(naive.abs().max()) > 0.1  # a real signal to agree on
     for side, micro in [("right", 7), ("left", 16), ("right", 1)]:
-        packed = score_packed(model, trajectories, placeholder, spec, micro_batch_size=micro, padding_side=side)
+        packed = score_packed(
+            model, trajectories, placeholder, spec, micro_batch_size=micro, padding_side=side
+        )
         assert torch.equal(packed.turn_ig_mask, naive_mask)
         assert float((packed.turn_ig - naive).abs().max()) <= 1e-5, (side, micro)
 
@@ -64,9 +69,14 @@ def test_packed_old_logprobs_are_the_plain_forward(tokenizer, trajectories) -> N
     packed = score_packed(model, trajectories[:12], _placeholder(tokenizer, spec), spec, padding_side="left")
     for b, trajectory in enumerate(trajectories[:12]):
         n = len(trajectory.input_ids)
-        expected = last_token_logprobs(model, trajectory.input_ids, n - 1)
-        assert torch.allclose(packed.token_logprobs[b, 1:n], expected, atol=1e-5)
-        assert torch.all(packed.token_logprobs[b, n:] == 0) and packed.token_logprobs[b, 0] == 0
+        actions = torch.tensor(trajectory.loss_mask, dtype=torch.bool)
+        expected = torch.cat(
+            [torch.zeros(1, dtype=torch.float64), last_token_logprobs(model, trajectory.input_ids, n - 1)]
+        )
+        assert torch.allclose(packed.token_logprobs[b, :n][actions], expected[actions], atol=1e-5)
+        assert torch.all(packed.token_logprobs[b, :n][~actions] == 0) and torch.all(
+            packed.token_logprobs[b, n:] == 0
+        )
 
 
 def test_without_information_gain_only_old_logprobs(tokenizer, trajectories) -> None:
@@ -83,14 +93,18 @@ def test_information_gain_by_hand(tokenizer) -> None:
     model = tiny_model(len(tokenizer))
     markers = ChatMarkers.from_tokenizer(tokenizer)
     enc = lambda text: tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
-    builder = TrajectoryBuilder.from_messages(tokenizer, [{"role": "user", "content": "book a flight"}], markers)
+    builder = TrajectoryBuilder.from_messages(
+        tokenizer, [{"role": "user", "content": "book a flight"}], markers
+    )
     builder.add_turn(enc("which city?<|im_end|>"), "paris next week")
     builder.add_turn(enc("booking paris<|im_end|>"))
     trajectory = builder.build()
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "book a flight"}], tokenize=False, add_generation_prompt=True
     )
-    factual = prompt + "which city?<|im_end|>\n<|im_start|>user\nparis next week<|im_end|>\n<|im_start|>assistant\n"
+    factual = (
+        prompt + "which city?<|im_end|>\n<|im_start|>user\nparis next week<|im_end|>\n<|im_start|>assistant\n"
+    )
     masked = factual.replace("paris next week", "No information found.")
     action = enc("booking paris<|im_end|>")
 
@@ -133,10 +147,10 @@ def test_which_turns_carry_information_gain(tokenizer) -> None:
     markers = ChatMarkers.from_tokenizer(tokenizer)
     builder = TrajectoryBuilder.from_messages(tokenizer, [{"role": "user", "content": "hi"}], markers)
     eot = tokenizer.encode("<|im_end|>", add_special_tokens=False)
-    builder.add_turn([40] + eot, "yes")
-    builder.add_turn([41] + eot, "")  # empty feedback: no IG
-    builder.add_turn([42] + eot, "no")
-    builder.add_turn([43] + eot)  # last turn: no IG
+    builder.add_turn([40, *eot], "yes")
+    builder.add_turn([41, *eot], "")  # empty feedback: no IG
+    builder.add_turn([42, *eot], "no")
+    builder.add_turn([43, *eot])  # last turn: no IG
     assert turns_with_information_gain(builder.build()) == [0, 2]
 
 
@@ -148,7 +162,9 @@ def test_information_gain_is_exactly_zero_when_placeholder_equals_feedback(seed:
     rng = random.Random(seed)
     fixed = random_trajectory(tokenizer, rng).turns  # only for a random number of turns
     markers = ChatMarkers.from_tokenizer(tokenizer)
-    builder = TrajectoryBuilder.from_messages(tokenizer, [{"role": "user", "content": "hello there"}], markers)
+    builder = TrajectoryBuilder.from_messages(
+        tokenizer, [{"role": "user", "content": "hello there"}], markers
+    )
     feedback = "maybe the hotel"
     for t in range(max(2, len(fixed))):
         builder.add_turn(tokenizer.encode(f"q{t}?<|im_end|>", add_special_tokens=False), feedback)
@@ -162,9 +178,11 @@ def test_information_gain_is_exactly_zero_when_placeholder_equals_feedback(seed:
 
 
 def test_malformed_trajectory_is_named(tokenizer) -> None:
-    bad = Trajectory([1, 2, 3], 1, [Turn(Span(1, 2), Span(2, 9), Span(2, 3)), Turn(Span(2, 3))], task_id="t-9")
+    bad = Trajectory(
+        [1, 2, 3], 1, [Turn(Span(1, 2), Span(2, 9), Span(2, 3)), Turn(Span(2, 3))], task_id="t-9"
+    )
     spec = CounterfactualSpec()
-    with pytest.raises(TrajectoryError, match="task 't-9'.*feedback span"):
+    with pytest.raises(TrajectoryError, match=r"task 't-9'.*feedback span"):
         score_packed(tiny_model(len(tokenizer)), [bad], [5], spec)
     with pytest.raises(TrajectoryError, match="task 't-9'"):
         information_gain_naive(tiny_model(len(tokenizer)), [bad], [5], spec)
@@ -183,3 +201,21 @@ def test_bad_options_are_refused() -> None:
         CounterfactualSpec(length="short")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="span must be"):
         CounterfactualSpec(span="all")  # type: ignore[arg-type]
+
+
+def test_packed_agrees_with_naive_on_smollm2(smollm2_path, smollm2_tokenizer) -> None:
+    """The acceptance check: fp32 SmolLM2-135M, 50 random trajectories of 1-5 turns, both paddings."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(smollm2_path, dtype=torch.float32).eval()
+    assert model.config._attn_implementation == "sdpa"
+    rng = random.Random(2)
+    trajectories = [random_trajectory(smollm2_tokenizer, rng, max_turns=5) for _ in range(50)]
+    spec = CounterfactualSpec()
+    placeholder = _placeholder(smollm2_tokenizer, spec)
+    naive, naive_mask = information_gain_naive(model, trajectories, placeholder, spec)
+    assert int(naive_mask.sum()) >= 50 and float(naive.abs().max()) > 0.5
+    for side in ("right", "left"):
+        packed = score_packed(model, trajectories, placeholder, spec, micro_batch_size=8, padding_side=side)
+        assert torch.equal(packed.turn_ig_mask, naive_mask)
+        assert float((packed.turn_ig - naive).abs().max()) <= 1e-5, side

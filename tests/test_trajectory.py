@@ -91,7 +91,11 @@ def test_sampled_ids_are_kept_as_they_are() -> None:
     text = "the user wants"
     canonical = tokenizer.encode(text, add_special_tokens=False)
     # spell the text one byte-level character at a time: a valid but non-canonical tokenization
-    split = [tokenizer.convert_tokens_to_ids(c) for token in tokenizer.convert_ids_to_tokens(canonical) for c in token]
+    split = [
+        tokenizer.convert_tokens_to_ids(c)
+        for token in tokenizer.convert_ids_to_tokens(canonical)
+        for c in token
+    ]
     assert split != canonical and tokenizer.decode(split) == text
     builder.add_turn(split, None)
     trajectory = builder.build()

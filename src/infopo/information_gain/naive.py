@@ -17,10 +17,18 @@ from infopo.information_gain.counterfactual import (
 from infopo.rollout.trajectory import Trajectory
 
 
-def last_token_logprobs(model: nn.Module, input_ids: list[int], n: int, temperature: float = 1.0) -> Tensor:
-    """(n,) log pi(x_i | x_<i) of the last n tokens of one unpadded sequence, through the model's forward."""
+def last_token_logprobs(
+    model: nn.Module,
+    input_ids: list[int],
+    n: int,
+    temperature: float = 1.0,
+    dtype: torch.dtype = torch.float64,
+) -> Tensor:
+    """(n,) log pi(x_i | x_<i) of the last n tokens of one unpadded sequence, through the model's causal
+    forward; the LM head and log-softmax run in `dtype`."""
     ids = torch.tensor([input_ids], device=next(model.parameters()).device)
-    logits = model(input_ids=ids, logits_to_keep=n + 1).logits[0, :-1].float() / temperature
+    hidden = model.get_decoder()(input_ids=ids).last_hidden_state[0, -n - 1 : -1]
+    logits = hidden.to(dtype) @ model.get_output_embeddings().weight.to(dtype).T / temperature
     return torch.log_softmax(logits, dim=-1).gather(-1, ids[0, -n:].unsqueeze(-1)).squeeze(-1).cpu()
 
 
@@ -31,15 +39,17 @@ def information_gain_naive(
     placeholder_ids: list[int],
     spec: CounterfactualSpec,
     temperature: float = 1.0,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple[Tensor, Tensor]:
     """IG_t of spec section 2 for every turn, two forward passes per turn.
 
     IG_t = mean_j [log pi(a_{t+1,j} | h_t, o_t, a_{t+1,<j}) - log pi(a_{t+1,j} | h_t, m(o_t), a_{t+1,<j})]
 
-    Returns turn_ig (B, T_max) float32 (IG_t credited to turn t, 0 where none) and turn_ig_mask (B, T_max).
+    Returns turn_ig (B, T_max) in `dtype`, the LM head's precision (IG_t credited to turn t, 0 where
+    none), and turn_ig_mask (B, T_max).
     """
     t_max = max((len(tr.turns) for tr in trajectories), default=0)
-    turn_ig = torch.zeros(len(trajectories), t_max)
+    turn_ig = torch.zeros(len(trajectories), t_max, dtype=dtype)
     turn_ig_mask = torch.zeros(len(trajectories), t_max, dtype=torch.bool)
     for b, trajectory in enumerate(trajectories):
         trajectory.validate()
@@ -50,7 +60,9 @@ def information_gain_naive(
             if branch.identical:
                 continue
             n = branch.action_length
-            factual = last_token_logprobs(model, ids[: trajectory.turns[t + 1].action.end], n, temperature)
+            factual = last_token_logprobs(
+                model, ids[: trajectory.turns[t + 1].action.end], n, temperature, dtype
+            )
             counterfactual = last_token_logprobs(
                 model, ids[: branch.prefix_end] + branch.tokens, n, temperature
             )

@@ -3,13 +3,13 @@
 Each branch (m(o_t) + rest of the observation block + a_{t+1}) is appended after the factual
 sequence. A block attention mask lets branch tokens see the factual prefix up to the start of the
 masked span and their own branch (causally); explicit position ids continue the prefix's positions.
-The same pass yields the factual log-probs of every token: the PPO old log-probs and the factual
-terms of IG. Extra cost: sum_t (|m(o_t)| + |a_{t+1}|) tokens, no backward.
+The same pass yields the factual log-probs of every action token: the PPO old log-probs and the
+factual terms of IG. Extra cost: sum_t (|m(o_t)| + |a_{t+1}|) tokens, no backward.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -27,8 +27,8 @@ from infopo.rollout.trajectory import Trajectory
 
 @dataclass
 class PackedScores:
-    """token_logprobs: (B, L_max) log pi(x_i | x_<i) of each trajectory's tokens, right-padded with 0
-    (entry 0 is 0); turn_ig: (B, T_max) IG_t credited to turn t; turn_ig_mask: (B, T_max) bool."""
+    """token_logprobs: (B, L_max) log pi(x_i | x_<i) on action tokens (loss mask), 0 elsewhere and in
+    padding; turn_ig: (B, T_max) IG_t credited to turn t; turn_ig_mask: (B, T_max) bool."""
 
     token_logprobs: Tensor
     turn_ig: Tensor
@@ -40,27 +40,35 @@ class _Packed:
     """One trajectory laid out as factual tokens followed by its branches.
 
     segment: 0 for factual tokens, k for the k-th branch; limit: a branch token may also see factual
-    tokens before this index (its branch's prefix_end), 0 for factual tokens.
+    tokens before this index (its branch's prefix_end), 0 for factual tokens. predictors / targets:
+    the packed index whose output scores each scored token, and that token's id (factual action
+    tokens first, then each branch's a_{t+1}).
     """
 
-    ids: list[int]
-    positions: list[int]
-    segment: list[int]
-    limit: list[int]
-    branches: list[Branch]
-    offsets: list[int]  # packed index of each branch's first token
+    ids: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    segment: list[int] = field(default_factory=list)
+    limit: list[int] = field(default_factory=list)
+    predictors: list[int] = field(default_factory=list)
+    targets: list[int] = field(default_factory=list)
 
 
 def _pack(trajectory: Trajectory, branches: list[Branch]) -> _Packed:
-    n = len(trajectory.input_ids)
-    packed = _Packed(list(trajectory.input_ids), list(range(n)), [0] * n, [0] * n, branches, [])
+    ids = trajectory.input_ids
+    n = len(ids)
+    packed = _Packed(list(ids), list(range(n)), [0] * n, [0] * n)
+    for turn in trajectory.turns:
+        packed.predictors.extend(range(turn.action.start - 1, turn.action.end - 1))
+        packed.targets.extend(ids[turn.action.start : turn.action.end])
     for k, branch in enumerate(branches, start=1):
-        size = len(branch.tokens)
-        packed.offsets.append(len(packed.ids))
+        offset, size = len(packed.ids), len(branch.tokens)
         packed.ids.extend(branch.tokens)
         packed.positions.extend(range(branch.prefix_end, branch.prefix_end + size))
         packed.segment.extend([k] * size)
         packed.limit.extend([branch.prefix_end] * size)
+        for j in range(size - branch.action_length, size):
+            packed.predictors.append(offset + j - 1 if j > 0 else branch.prefix_end - 1)
+            packed.targets.append(branch.tokens[j])
     return packed
 
 
@@ -91,6 +99,47 @@ def _attention_mask(allowed: Tensor, model: nn.Module) -> Tensor:
     )
 
 
+def _score_micro_batch(
+    model: nn.Module,
+    packs: list[_Packed],
+    padding_side: str,
+    chunk_size: int,
+    temperature: float,
+    dtype: torch.dtype,
+) -> list[Tensor]:
+    """One forward over the padded packs; returns each pack's scored log-probs in its targets' order."""
+    device = next(model.parameters()).device
+    p_max = max(len(p.ids) for p in packs)
+    ids = torch.zeros(len(packs), p_max, dtype=torch.long)
+    positions = torch.zeros(len(packs), p_max, dtype=torch.long)
+    segment = torch.full((len(packs), p_max), -1, dtype=torch.long)
+    limit = torch.zeros(len(packs), p_max, dtype=torch.long)
+    rows, cols, targets = [], [], []
+    for r, pack in enumerate(packs):
+        shift = p_max - len(pack.ids) if padding_side == "left" else 0
+        where = slice(shift, shift + len(pack.ids))
+        ids[r, where] = torch.tensor(pack.ids)
+        positions[r, where] = torch.tensor(pack.positions)
+        segment[r, where] = torch.tensor(pack.segment)
+        limit[r, where] = torch.tensor(pack.limit) + shift
+        rows.append(torch.full((len(pack.targets),), r))
+        cols.append(torch.tensor(pack.predictors, dtype=torch.long) + shift)
+        targets.append(torch.tensor(pack.targets, dtype=torch.long))
+    mask = _attention_mask(_block_mask(segment, limit), model)
+    hidden = final_hidden_states(model, ids.to(device), mask.to(device), positions.to(device))
+    logp, _ = gather_logprobs(
+        model,
+        hidden,
+        torch.cat(rows).to(device),
+        torch.cat(cols).to(device),
+        torch.cat(targets).to(device),
+        chunk_size=chunk_size,
+        temperature=temperature,
+        dtype=dtype,
+    )
+    return list(logp.cpu().split([len(p.targets) for p in packs]))
+
+
 @torch.no_grad()
 def score_packed(
     model: nn.Module,
@@ -103,85 +152,42 @@ def score_packed(
     temperature: float = 1.0,
     padding_side: Literal["left", "right"] = "right",
     information_gain: bool = True,
+    dtype: torch.dtype = torch.float64,
 ) -> PackedScores:
-    """Old log-probs of every token and IG_t (spec section 2) of every turn, one forward per micro-batch.
+    """Old log-probs of every action token and IG_t (spec section 2) of every turn, one forward per
+    micro-batch of trajectories.
 
+    dtype is the precision of the LM head and log-softmax (the model itself runs in its own dtype).
     With information_gain=False no branch is appended: this is the plain old-log-prob pass.
     """
     if padding_side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-    device = next(model.parameters()).device
     bsz = len(trajectories)
-    l_max = max((len(tr.input_ids) for tr in trajectories), default=0)
     t_max = max((len(tr.turns) for tr in trajectories), default=0)
-    token_logprobs = torch.zeros(bsz, l_max)
-    turn_ig = torch.zeros(bsz, t_max)
+    token_logprobs = torch.zeros(bsz, max((len(tr.input_ids) for tr in trajectories), default=0), dtype=dtype)
+    turn_ig = torch.zeros(bsz, t_max, dtype=dtype)
     turn_ig_mask = torch.zeros(bsz, t_max, dtype=torch.bool)
     for first in range(0, bsz, micro_batch_size):
         chunk = trajectories[first : first + micro_batch_size]
-        packs = []
-        for trajectory in chunk:
+        packs, scored_branches = [], []
+        for b, trajectory in enumerate(chunk, start=first):
             trajectory.validate()
             turns = turns_with_information_gain(trajectory) if information_gain else []
             branches = [counterfactual_branch(trajectory, t, placeholder_ids, spec) for t in turns]
+            turn_ig_mask[b, turns] = True  # identical branches are not scored: their IG_t is exactly 0
+            scored_branches.append([branch for branch in branches if not branch.identical])
+            packs.append(_pack(trajectory, scored_branches[-1]))
+        logps = _score_micro_batch(model, packs, padding_side, chunk_size, temperature, dtype)
+        results = zip(chunk, logps, scored_branches, strict=True)
+        for b, (trajectory, logp, branches) in enumerate(results, start=first):
+            actions = torch.tensor(trajectory.loss_mask, dtype=torch.bool)
+            cursor = int(actions.sum())
+            token_logprobs[b, : len(actions)][actions] = logp[:cursor]
             for branch in branches:
-                turn_ig_mask[first + len(packs), branch.turn] = True  # identical branches keep IG_t = 0
-            packs.append(_pack(trajectory, [branch for branch in branches if not branch.identical]))
-        p_max = max(len(p.ids) for p in packs)
-        ids = torch.zeros(len(packs), p_max, dtype=torch.long)
-        positions = torch.zeros(len(packs), p_max, dtype=torch.long)
-        segment = torch.full((len(packs), p_max), -1, dtype=torch.long)
-        limit = torch.zeros(len(packs), p_max, dtype=torch.long)
-        rows, cols, targets = [], [], []
-        for r, pack in enumerate(packs):
-            size = len(pack.ids)
-            shift = p_max - size if padding_side == "left" else 0
-            where = slice(shift, shift + size)
-            ids[r, where] = torch.tensor(pack.ids)
-            positions[r, where] = torch.tensor(pack.positions)
-            segment[r, where] = torch.tensor(pack.segment)
-            limit[r, where] = torch.tensor(pack.limit) + shift
-            n = len(chunk[r].input_ids)
-            # factual token i is predicted at i - 1
-            rows.append(torch.full((n - 1,), r))
-            cols.append(torch.arange(n - 1) + shift)
-            targets.append(torch.tensor(pack.ids[1:n]))
-            for branch, offset in zip(pack.branches, pack.offsets, strict=True):
-                first_action = len(branch.tokens) - branch.action_length
-                index = torch.arange(first_action, len(branch.tokens))
-                predictor = offset + index - 1
-                predictor[index == 0] = branch.prefix_end - 1  # a branch's first token follows the prefix
-                rows.append(torch.full((branch.action_length,), r))
-                cols.append(predictor + shift)
-                targets.append(torch.tensor(branch.tokens[first_action:]))
-        hidden = final_hidden_states(
-            model,
-            ids.to(device),
-            _attention_mask(_block_mask(segment, limit), model).to(device),
-            positions.to(device),
-        )
-        logp, _ = gather_logprobs(
-            model,
-            hidden,
-            torch.cat(rows).to(device),
-            torch.cat(cols).to(device),
-            torch.cat(targets).to(device),
-            chunk_size=chunk_size,
-            temperature=temperature,
-        )
-        logp = logp.cpu()
-        cursor = 0
-        for r, pack in enumerate(packs):
-            b, trajectory = first + r, chunk[r]
-            n = len(trajectory.input_ids)
-            token_logprobs[b, 1:n] = logp[cursor : cursor + n - 1]
-            cursor += n - 1
-            for branch in pack.branches:
-                m = branch.action_length
                 action = trajectory.turns[branch.turn + 1].action
-                counterfactual_lp = logp[cursor : cursor + m]
-                cursor += m
+                counterfactual = logp[cursor : cursor + branch.action_length]
+                cursor += branch.action_length
                 turn_ig[b, branch.turn] = (
-                    token_logprobs[b, action.start : action.end] - counterfactual_lp
+                    token_logprobs[b, action.start : action.end] - counterfactual
                 ).mean()
     return PackedScores(token_logprobs, turn_ig, turn_ig_mask)

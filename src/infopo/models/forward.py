@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from infopo.core.logprobs import logprobs_from_hidden
@@ -40,6 +41,7 @@ def gather_logprobs(
     chunk_size: int = 1024,
     temperature: float = 1.0,
     with_entropy: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[Tensor, Tensor | None]:
     """log pi(targets[n] | hidden[rows[n], cols[n]]) for N (row, col) predictor positions.
 
@@ -53,4 +55,5 @@ def gather_logprobs(
         chunk_size=chunk_size,
         temperature=temperature,
         with_entropy=with_entropy,
+        dtype=dtype,
     )
