@@ -6,6 +6,9 @@ log-probs), alternating the two so that machine noise hits both alike. Prints on
 count, then a summary line; `speedup` = naive seconds / packed seconds.
 
     python benchmarks/bench_information_gain.py [--trajectories 4] [--repeats 2] [--threads 2]
+        [--turns 2 4 8 16] [--head-dtype float64|float32]
+
+`max_abs_ig_difference` is max |naive IG - packed IG| over the run, with the LM head in --head-dtype.
 """
 
 from __future__ import annotations
@@ -66,7 +69,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--turns", type=int, nargs="+", default=[2, 4, 8, 16])
+    parser.add_argument("--head-dtype", choices=["float32", "float64"], default="float64")
     args = parser.parse_args()
+    dtype = getattr(torch, args.head_dtype)
     torch.set_num_threads(args.threads)
 
     path = prepare_embedded_model()
@@ -81,11 +86,14 @@ def main() -> None:
         batch = [make_trajectory(tokenizer, markers, turns, rng) for _ in range(args.trajectories)]
         naive_s, packed_s = [], []
         for _ in range(args.repeats):
-            seconds, (naive, _) = timed(information_gain_naive, model, batch, placeholder, spec)
+            seconds, (naive, _) = timed(information_gain_naive, model, batch, placeholder, spec, dtype=dtype)
             naive_s.append(seconds)
-            seconds, packed = timed(score_packed, model, batch, placeholder, spec, micro_batch_size=4)
+            seconds, packed = timed(
+                score_packed, model, batch, placeholder, spec, micro_batch_size=4, dtype=dtype
+            )
             packed_s.append(seconds)
         row = {
+            "head_dtype": args.head_dtype,
             "turns": turns,
             "trajectories": len(batch),
             "tokens_per_trajectory": statistics.mean(len(tr.input_ids) for tr in batch),
