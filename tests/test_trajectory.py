@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+import torch
 from fixtures import QWEN_TEMPLATE, SMOLLM2_TEMPLATE, random_text, tiny_tokenizer
 
 from infopo.rollout import ChatMarkers, Span, Trajectory, TrajectoryBuilder, Turn
@@ -146,3 +147,23 @@ def test_empty_action_is_refused() -> None:
     builder = TrajectoryBuilder(tiny_tokenizer(), [1, 2], CHATML_MARKERS, task_id="x")
     with pytest.raises(TrajectoryError, match="empty action"):
         builder.add_turn([])
+
+
+def test_no_turn_after_a_turn_without_feedback() -> None:
+    builder = TrajectoryBuilder(tiny_tokenizer(), [1, 2], CHATML_MARKERS, task_id="x")
+    builder.add_turn([5, 6])
+    with pytest.raises(TrajectoryError, match="turn 1 of task 'x': the previous turn drew no feedback"):
+        builder.add_turn([7])
+
+
+def test_action_ids_may_be_a_tensor() -> None:
+    tokenizer = tiny_tokenizer()
+    builder = TrajectoryBuilder(tokenizer, [1, 2], CHATML_MARKERS)
+    eot = tokenizer.encode("<|im_end|>", add_special_tokens=False)
+    builder.add_turn(torch.tensor([40, *eot]), "yes")
+    turn = builder.build().turns[0]
+    assert len(turn.feedback) == len(
+        tokenizer.encode(
+            "\n<|im_start|>user\nyes<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False
+        )
+    )

@@ -14,6 +14,7 @@ from infopo.information_gain.counterfactual import (
     counterfactual_branch,
     turns_with_information_gain,
 )
+from infopo.models.forward import final_hidden_states, output_embedding
 from infopo.rollout.trajectory import Trajectory
 
 
@@ -27,8 +28,8 @@ def last_token_logprobs(
     """(n,) log pi(x_i | x_<i) of the last n tokens of one unpadded sequence, through the model's causal
     forward; the LM head and log-softmax run in `dtype`."""
     ids = torch.tensor([input_ids], device=next(model.parameters()).device)
-    hidden = model.get_decoder()(input_ids=ids).last_hidden_state[0, -n - 1 : -1]
-    logits = hidden.to(dtype) @ model.get_output_embeddings().weight.to(dtype).T / temperature
+    hidden = final_hidden_states(model, ids)[0, -n - 1 : -1]
+    logits = hidden.to(dtype) @ output_embedding(model).to(dtype).T / temperature
     return torch.log_softmax(logits, dim=-1).gather(-1, ids[0, -n:].unsqueeze(-1)).squeeze(-1).cpu()
 
 

@@ -15,13 +15,14 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from infopo.core.logprobs import logprobs_from_hidden
 from infopo.information_gain.counterfactual import (
     Branch,
     CounterfactualSpec,
     counterfactual_branch,
     turns_with_information_gain,
 )
-from infopo.models.forward import final_hidden_states, gather_logprobs
+from infopo.models.forward import final_hidden_states, output_embedding
 from infopo.rollout.trajectory import Trajectory
 
 
@@ -127,11 +128,9 @@ def _score_micro_batch(
         targets.append(torch.tensor(pack.targets, dtype=torch.long))
     mask = _attention_mask(_block_mask(segment, limit), model)
     hidden = final_hidden_states(model, ids.to(device), mask.to(device), positions.to(device))
-    logp, _ = gather_logprobs(
-        model,
-        hidden,
-        torch.cat(rows).to(device),
-        torch.cat(cols).to(device),
+    logp, _ = logprobs_from_hidden(
+        hidden[torch.cat(rows).to(device), torch.cat(cols).to(device)],
+        output_embedding(model),
         torch.cat(targets).to(device),
         chunk_size=chunk_size,
         temperature=temperature,

@@ -112,15 +112,19 @@ class TrajectoryBuilder:
         An action cut off before its end-of-turn token (token cap) is closed by the feedback block,
         whose leading end-of-turn tokens are context, not action.
         """
-        if len(action_ids) == 0:
-            raise TrajectoryError(f"turn {len(self.turns)} of task {self.task_id!r}: empty action")
+        where = f"turn {len(self.turns)} of task {self.task_id!r}"
+        ids = [int(i) for i in action_ids]
+        if not ids:
+            raise TrajectoryError(f"{where}: empty action")
+        if self.turns and self.turns[-1].feedback is None:
+            raise TrajectoryError(f"{where}: the previous turn drew no feedback, so it was the last")
         start = len(self.input_ids)
-        self.input_ids.extend(int(i) for i in action_ids)
+        self.input_ids.extend(ids)
         action = Span(start, len(self.input_ids))
         if feedback is None:
             self.turns.append(Turn(action=action, reward=float(reward)))
             return
-        closed = list(action_ids[-len(self._eot_ids) :]) == self._eot_ids
+        closed = ids[-len(self._eot_ids) :] == self._eot_ids
         block_start = len(self.input_ids)
         self.input_ids.extend(self._prefix_ids if closed else self._eot_ids + self._prefix_ids)
         text_start = len(self.input_ids)

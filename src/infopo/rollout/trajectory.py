@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class TrajectoryError(ValueError):
@@ -52,7 +52,6 @@ class Trajectory:
     final_score: float | None = None
     task_id: str = ""
     group_id: str = ""
-    metadata: dict[str, object] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
