@@ -1,0 +1,5 @@
+"""User-centric environments behind one protocol (`base.py`), selected by name from `ENVIRONMENTS`."""
+
+from infopo.envs.base import ENVIRONMENTS, Environment, StepResult, Task
+
+__all__ = ["ENVIRONMENTS", "Environment", "StepResult", "Task"]
