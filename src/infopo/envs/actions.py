@@ -27,7 +27,9 @@ _MAX_ATTEMPTS = 64  # bound on JSON / call-expression decode attempts per messag
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL | re.IGNORECASE)
 _PY_CALL = re.compile(rf"\b{TOOL_NAME}\s*\(")
-_LABEL = re.compile(r"^[\s*#>`]*(action|answer|search)[\s*`]*[:：]\s*", re.IGNORECASE | re.MULTILINE)
+_LABEL = re.compile(
+    r"^[\s*#>`]*(action|answer|search)[\s*`]*(?::|\uff1a)[*`]*\s*", re.IGNORECASE | re.MULTILINE
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def _from_python_call(text: str, start: int) -> tuple[Any, Any]:
             if node.args and isinstance(node.args[0], ast.Dict):
                 values = dict(ast.literal_eval(node.args[0]))
             else:
-                for name, arg in zip(("choice", "content"), node.args):
+                for name, arg in zip(("choice", "content"), node.args, strict=False):
                     values[name] = ast.literal_eval(arg)
             for kw in node.keywords:
                 if kw.arg is not None:

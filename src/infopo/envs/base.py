@@ -50,6 +50,11 @@ class Environment(ABC):
     def step(self, action: str) -> StepResult:
         """Apply one agent message; never raises on bad input."""
 
+    @classmethod
+    def load_tasks(cls, split: str) -> list[Task]:
+        """The environment's built-in task set for `split` ("train" or "test")."""
+        raise NotImplementedError(f"{cls.__name__} ships no built-in task set")
+
     def final_score(self) -> float | None:
         """The episode's final score when score_mode is "final", else None."""
         return None

@@ -57,6 +57,14 @@ class ClarifyEnv(Environment):
     def __init__(self) -> None:
         self.task: Task | None = None
 
+    @classmethod
+    def load_tasks(cls, split: str) -> list[Task]:
+        """The built-in task set: 256 train or 64 test tasks."""
+        sizes = {"train": 256, "test": 64}
+        if split not in sizes:
+            raise ValueError(f"clarify has splits {sorted(sizes)}, not {split!r}")
+        return make_tasks(sizes[split], seed=0, split=split)
+
     def reset(self, task: Task) -> list[dict[str, str]]:
         self.task = task
         return list(task.messages)

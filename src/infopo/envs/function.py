@@ -46,7 +46,7 @@ _BINARY: dict[type[ast.operator], str] = {
 }
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "**": 4}
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:\s*/\s*\d+)?")
-_PROBE = re.compile(r"^\s*(?:f\s*)?\(?\s*(.*?)\s*\)?\s*$", re.DOTALL)
+_PROBE = re.compile(r"^\s*(?:f\s*)?\(?\s*(.*?)\s*\)?\s*$", re.DOTALL | re.IGNORECASE)
 
 
 class RuleError(ValueError):
@@ -157,7 +157,7 @@ def format_value(value: Fraction) -> str:
     return f"{value} (≈ {float(value):.6g})"
 
 
-def parse_probe(content: str) -> tuple[int, int, int, int] | str:
+def parse_probe(content: str) -> tuple[int, ...] | str:
     """Four integers from `f(1, 2, 3, 4)`, `1, 2, 3, 4` or `1 2 3 4`; explanatory feedback otherwise."""
     match = _PROBE.match(content)
     tokens = [t for t in re.split(r"[\s,;]+", match.group(1) if match else "") if t]
@@ -169,7 +169,7 @@ def parse_probe(content: str) -> tuple[int, int, int, int] | str:
     values = tuple(int(t) for t in tokens)
     if any(abs(v) > MAX_PROBE for v in values):
         return f"Each input must lie between -{MAX_PROBE} and {MAX_PROBE}."
-    return values  # type: ignore[return-value]
+    return values
 
 
 def parse_number(content: str) -> Fraction | None:
@@ -254,9 +254,7 @@ def load_tasks(split: Literal["train", "test"]) -> list[Task]:
     """The built-in generated set: 200 train / 50 test tasks, no rule shared between them."""
     tasks = generate_tasks(TRAIN_SIZE + TEST_SIZE)
     chosen = tasks[:TRAIN_SIZE] if split == "train" else tasks[TRAIN_SIZE:]
-    return [
-        Task(f"function-{split}-{i:04d}", t.env, t.messages, t.hidden) for i, t in enumerate(chosen)
-    ]
+    return [Task(f"function-{split}-{i:04d}", t.env, t.messages, t.hidden) for i, t in enumerate(chosen)]
 
 
 def to_userrl(task: Task) -> dict[str, Any]:
@@ -280,7 +278,9 @@ def from_userrl(path: str | Path, functions: str | Path | None = None) -> list[T
     path = Path(path)
     if path.suffix != ".parquet":
         return [_from_function_record(record) for record in read_records(path)]
-    rules = {r["id"]: r for r in read_records(Path(functions) if functions else path.with_name("functions.json"))}
+    rules = {
+        r["id"]: r for r in read_records(Path(functions) if functions else path.with_name("functions.json"))
+    }
     tasks = []
     for row in read_records(path):
         reward = row["reward_model"]
@@ -325,12 +325,14 @@ class FunctionEnv(Environment):
         self.client = LLMClient(llm or LLMConfig.from_env()) if simulator == "llm" else None
         self.max_turns = max_turns
         self.task: Task | None = None
+        self.hidden: dict[str, Any] = {}
         self.rule: Node = None
         self.turns = 0
         self.done = False
 
     def reset(self, task: Task) -> list[dict[str, str]]:
         self.task = task
+        self.hidden = task.hidden
         self.rule = parse_rule(task.hidden["rule"])
         self.turns = 0
         self.done = False
@@ -352,33 +354,41 @@ class FunctionEnv(Environment):
         parsed = parse_action(action)
         if isinstance(parsed, str):
             return StepResult(parsed, 0.0, False, {"invalid": True})
-        hidden = self.task.hidden  # type: ignore[union-attr]
+        hidden = self.hidden
         test_case = ", ".join(str(x) for x in hidden["test_case"])
         if parsed.choice == "search":
             if "test" not in parsed.content.lower():
-                return StepResult("Search only returns the test case: write `test`.", 0.0, False, {"invalid": True})
+                return StepResult(
+                    "Search only returns the test case: write `test`.", 0.0, False, {"invalid": True}
+                )
             return StepResult(f"The test case is f({test_case}).", 0.0, False, {})
         if parsed.choice == "answer":
             given = parse_number(parsed.content)
             if given is None:
                 return StepResult("Answer with a single number.", 0.0, False, {"invalid": True})
             if is_correct(given, Fraction(hidden["answer"])):
-                return StepResult(f"Correct: f({test_case}) = {format_value(given)}.", 1.0, True, {"success": True})
+                return StepResult(
+                    f"Correct: f({test_case}) = {format_value(given)}.", 1.0, True, {"success": True}
+                )
             return StepResult(f"{format_value(given)} is not the value of f({test_case}).", 0.0, False, {})
         return self._probe(parsed.content)
 
     def _probe(self, content: str) -> StepResult:
         probe = parse_probe(content)
-        exact: str | None = None
-        if not isinstance(probe, str):
+        if isinstance(probe, str):
+            if self.client is None:
+                return StepResult(probe, 0.0, False, {"invalid": True})
+            exact = ""
+        else:
+            call = f"f({', '.join(map(str, probe))})"
             try:
-                exact = f"f({', '.join(map(str, probe))}) = {format_value(evaluate(self.rule, probe))}"
+                exact = f"{call} = {format_value(evaluate(self.rule, probe))}"
             except EvaluationError as error:
-                exact = f"f({', '.join(map(str, probe))}) is undefined: {error}"
-        if self.client is None:
-            return StepResult(exact or probe, 0.0, False, {} if exact else {"invalid": True})
+                exact = f"{call} is undefined: {error}"
+            if self.client is None:
+                return StepResult(exact, 0.0, False, {})
         messages = [
-            {"role": "system", "content": _HOST_PROMPT.format(rule=self.task.hidden["rule"])},  # type: ignore[union-attr]
+            {"role": "system", "content": _HOST_PROMPT.format(rule=self.hidden["rule"])},
             {"role": "user", "content": content + (f"\n\n[exact output: {exact}]" if exact else "")},
         ]
         try:

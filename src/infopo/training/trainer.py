@@ -1,0 +1,360 @@
+"""The InfoPO / GRPO trainer: rollout -> old log-probs + packed IG -> advantages -> PPO update.
+
+One `train_step` is the whole algorithm of spec sections 2-5 on one batch of tasks. Runs on accelerate
+(CPU, one GPU, DDP), with LoRA (peft) or full fine-tuning; checkpoints are atomic and `resume` continues
+exactly (weights, optimizer, step; the data order and sampling seeds are functions of the step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from infopo.core.advantages import compute_advantages
+from infopo.core.logprobs import logprobs_from_hidden
+from infopo.core.policy_loss import policy_loss
+from infopo.envs import ENVIRONMENTS, Task
+from infopo.information_gain import CounterfactualSpec, score_packed
+from infopo.models.embedded import prepare_embedded_model
+from infopo.models.forward import final_hidden_states, output_embedding
+from infopo.rollout.builder import ChatMarkers
+from infopo.rollout.collate import advantage_inputs
+from infopo.rollout.engine import SamplingConfig, generate_rollouts
+from infopo.rollout.trajectory import Trajectory
+from infopo.training.config import TrainConfig, dump_config
+from infopo.training.metrics import MetricsLogger, rollout_metrics
+
+
+class ActionScorer(nn.Module):
+    """Wraps the policy so that DDP sees one forward: token log-probs (and entropy) of chosen positions.
+
+    Only the scored rows meet the LM head, chunk by chunk (spec section 5: no full-vocabulary logits).
+    """
+
+    def __init__(self, policy: nn.Module) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, rows: Tensor, cols: Tensor, temperature: float
+    ) -> tuple[Tensor, Tensor]:
+        """input_ids, attention_mask: (B, L); rows, cols: (N,) positions whose next token is scored."""
+        hidden = final_hidden_states(self.policy, input_ids, attention_mask)
+        logp, entropy = logprobs_from_hidden(
+            hidden[rows, cols],
+            output_embedding(self.policy),
+            input_ids[rows, cols + 1],
+            temperature=temperature,
+            with_entropy=True,
+        )
+        assert entropy is not None
+        return logp, entropy
+
+
+def load_policy(config: TrainConfig) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+    """The model named by config.model ("embedded" or a local directory), LoRA-wrapped if asked."""
+    path = prepare_embedded_model() if config.model == "embedded" else Path(config.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
+    return model, tokenizer
+
+
+def _right_pad(trajectories: list[Trajectory], pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(B, L) ids, attention mask and action mask of right-padded trajectories."""
+    width = max(len(tr.input_ids) for tr in trajectories)
+    ids = torch.full((len(trajectories), width), pad_id, dtype=torch.long)
+    attention = torch.zeros(len(trajectories), width, dtype=torch.long)
+    actions = torch.zeros(len(trajectories), width, dtype=torch.bool)
+    for b, trajectory in enumerate(trajectories):
+        n = len(trajectory.input_ids)
+        ids[b, :n] = torch.tensor(trajectory.input_ids)
+        attention[b, :n] = 1
+        actions[b, :n] = torch.tensor(trajectory.loss_mask, dtype=torch.bool)
+    return ids, attention, actions
+
+
+class Trainer:
+    """Owns the policy, optimizer, environment tasks and the run directory."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: nn.Module | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        tasks: list[Task] | None = None,
+    ) -> None:
+        self.config = config
+        self.accelerator = Accelerator(
+            mixed_precision="bf16" if config.dtype == "bfloat16" else "no", cpu=not torch.cuda.is_available()
+        )
+        if model is None or tokenizer is None:
+            model, tokenizer = load_policy(config)
+        if config.lora:
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(
+                r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.lora_target_modules
+            )
+            model = get_peft_model(model, lora)
+        self.tokenizer = tokenizer
+        self.env_class = ENVIRONMENTS.get(config.env)
+        self.tasks = tasks if tasks is not None else self.env_class.load_tasks("train")
+        if not self.tasks:
+            raise ValueError(f"environment {config.env!r} gave no training tasks")
+        self.markers = ChatMarkers.from_tokenizer(tokenizer)
+        self.spec = CounterfactualSpec(
+            config.placeholder, config.counterfactual_length, config.counterfactual_span
+        )
+        self.placeholder_ids = self.spec.placeholder_ids(tokenizer, self.markers)
+        self.sampling = SamplingConfig(
+            config.group_size, config.max_turns, config.max_new_tokens, config.temperature, config.top_p
+        )
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+        self.scorer, self.optimizer = self.accelerator.prepare(ActionScorer(model), optimizer)
+        self.policy = self.accelerator.unwrap_model(self.scorer).policy
+        self.step = 0
+        self.output_dir = Path(config.output_dir)
+
+    # ----------------------------------------------------------------------------------------------- data
+
+    def tasks_for_step(self, step: int) -> list[Task]:
+        """This process's tasks of `step`: a seeded permutation per pass over the data, split by rank."""
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        per_step = self.config.tasks_per_step
+        chosen = []
+        for i in range(step * per_step, (step + 1) * per_step):
+            epoch, offset = divmod(i, len(self.tasks))
+            order = list(range(len(self.tasks)))
+            random.Random(f"{self.config.seed}-{epoch}").shuffle(order)
+            chosen.append(self.tasks[order[offset]])
+        return chosen[rank::world]
+
+    # --------------------------------------------------------------------------------------------- a step
+
+    def train_step(self) -> dict[str, float]:
+        """Rollout, scoring, advantages and one PPO update on this step's tasks; returns its metrics."""
+        config, step = self.config, self.step
+        tasks = self.tasks_for_step(step)
+        self.policy.eval()
+        started = time.perf_counter()
+        trajectories = generate_rollouts(
+            self.policy,
+            self.tokenizer,
+            tasks,
+            self.env_class,
+            self.sampling,
+            seed=config.seed * 1_000_003 + step * 1009 + self.accelerator.process_index,
+            markers=self.markers,
+            group_prefix=f"step{step}-",
+        )
+        generated = time.perf_counter()
+        uses_ig = config.advantage == "infopo"
+        scores = score_packed(
+            self.policy,
+            trajectories,
+            self.placeholder_ids,
+            self.spec,
+            micro_batch_size=config.micro_batch_size,
+            temperature=config.temperature,
+            information_gain=uses_ig,
+        )
+        scored = time.perf_counter()
+        inputs = advantage_inputs(trajectories, scores.turn_ig, scores.turn_ig_mask)
+        options = dict(config.advantage_options)
+        if config.advantage == "infopo":
+            options["epoch"] = step
+        estimate = compute_advantages(config.advantage, inputs, **options)
+        self.policy.train()
+        update = self._update(trajectories, scores.token_logprobs, estimate.advantages)
+        updated = time.perf_counter()
+        self.step += 1
+        tokens = sum(len(tr.input_ids) for tr in trajectories)
+        return {
+            **rollout_metrics(trajectories, scores.turn_ig, scores.turn_ig_mask, config.success_threshold),
+            **estimate.metrics,
+            **update,
+            "time_generation": generated - started,
+            "time_scoring": scored - generated,
+            "time_update": updated - scored,
+            "tokens_per_second": tokens / (updated - started),
+        }
+
+    def _update(
+        self, trajectories: list[Trajectory], old_logp: Tensor, advantages: Tensor
+    ) -> dict[str, float]:
+        """PPO epochs over micro-batches with gradient accumulation; one optimizer step per epoch."""
+        config = self.config
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids, attention, actions = _right_pad(trajectories, pad)
+        width = ids.shape[1]
+        old_logp, advantages = old_logp[:, :width].float(), advantages[:, :width].float()
+        total_tokens, total_seqs = int(actions.sum()), len(trajectories)
+        sums: dict[str, float] = {}
+        for _ in range(config.ppo_epochs):
+            for first in range(0, total_seqs, config.micro_batch_size):
+                part = slice(first, first + config.micro_batch_size)
+                loss, metrics = self.micro_batch_loss(
+                    ids[part], attention[part], actions[part], old_logp[part], advantages[part]
+                )
+                share = (
+                    int(actions[part].sum()) / total_tokens
+                    if config.loss_aggregation == "token-mean"
+                    else actions[part].shape[0] / total_seqs
+                )
+                self.accelerator.backward(loss * share)
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + value * share / config.ppo_epochs
+            grad_norm = self.accelerator.clip_grad_norm_(self.scorer.parameters(), config.grad_clip)
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm) / config.ppo_epochs
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return sums
+
+    def micro_batch_loss(
+        self, ids: Tensor, attention: Tensor, actions: Tensor, old_logp: Tensor, advantages: Tensor
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Policy loss of one micro-batch; all inputs (b, L), log-probs aligned with the scored token."""
+        config, device = self.config, self.accelerator.device
+        rows, cols = actions[:, 1:].nonzero(as_tuple=True)  # token cols + 1 is predicted at cols
+        with self.accelerator.autocast():
+            logp_flat, entropy_flat = self.scorer(
+                ids.to(device), attention.to(device), rows.to(device), cols.to(device), config.temperature
+            )
+        logp = torch.zeros(actions.shape, device=device, dtype=logp_flat.dtype)
+        logp = logp.index_put((rows.to(device), (cols + 1).to(device)), logp_flat)
+        entropy = torch.zeros_like(logp).index_put((rows.to(device), (cols + 1).to(device)), entropy_flat)
+        ref_logp = None
+        if config.kl_coef > 0:
+            ref_logp = self._reference_logprobs(ids, attention, rows, cols).to(device)
+        return policy_loss(
+            logp,
+            old_logp.to(device),
+            advantages.to(device),
+            actions.to(device),
+            clip_low=config.clip_low,
+            clip_high=config.clip_high,
+            dual_clip=config.dual_clip,
+            aggregation=config.loss_aggregation,
+            norm_length=config.max_new_tokens * config.max_turns,
+            entropy=entropy,
+            entropy_coef=config.entropy_coef,
+            ref_logp=ref_logp,
+            kl_coef=config.kl_coef,
+            kl_estimator=config.kl_estimator,
+        )
+
+    @torch.no_grad()
+    def _reference_logprobs(self, ids: Tensor, attention: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+        """log pi_ref on the same positions: the LoRA adapter switched off."""
+        if not self.config.lora:
+            raise ValueError(
+                "kl_coef > 0 needs a reference policy: set lora: true (the adapter switched off)"
+            )
+        device = self.accelerator.device
+        with self.policy.disable_adapter(), self.accelerator.autocast():
+            logp_flat, _ = ActionScorer(self.policy)(
+                ids.to(device),
+                attention.to(device),
+                rows.to(device),
+                cols.to(device),
+                self.config.temperature,
+            )
+        return torch.zeros(ids.shape, dtype=logp_flat.dtype).index_put((rows, cols + 1), logp_flat.cpu())
+
+    # ---------------------------------------------------------------------------------------- the run
+
+    def train(self, resume: bool = False) -> Path:
+        """Run config.steps steps (continuing from the latest checkpoint if resume); returns metrics path."""
+        config = self.config
+        if resume:
+            self.load_checkpoint()
+        main = self.accelerator.is_main_process
+        logger = (
+            MetricsLogger(self.output_dir, resume_after=self.step - 1 if resume else None) if main else None
+        )
+        if main:
+            (self.output_dir / "config.yaml").write_text(dump_config(config))
+        bar = tqdm(total=config.steps, initial=self.step, desc="infopo train", disable=not main, unit="step")
+        while self.step < config.steps:
+            metrics = self.train_step()
+            if logger is not None:
+                logger.log(self.step - 1, metrics)
+            bar.set_postfix(success=f"{metrics['success_rate']:.2f}", score=f"{metrics['score_mean']:.2f}")
+            bar.update(1)
+            if (config.save_every and self.step % config.save_every == 0) or self.step == config.steps:
+                self.save_checkpoint()
+        bar.close()
+        if logger is not None:
+            logger.close()
+        return self.output_dir / "metrics.jsonl"
+
+    def _trainable_state(self) -> dict[str, Tensor]:
+        return {n: p.detach().cpu().clone() for n, p in self.policy.named_parameters() if p.requires_grad}
+
+    def save_checkpoint(self) -> Path:
+        """Write checkpoints/step-N atomically (temporary directory, then rename) and point `latest` at it."""
+        self.accelerator.wait_for_everyone()
+        target = self.output_dir / "checkpoints" / f"step-{self.step}"
+        if self.accelerator.is_main_process:
+            staging = target.with_name(target.name + ".tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            torch.save(
+                {
+                    "step": self.step,
+                    "trainable": self._trainable_state(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "torch_rng": torch.random.get_rng_state(),
+                    "python_rng": random.getstate(),
+                    "config": dataclasses.asdict(self.config),
+                },
+                staging / "state.pt",
+            )
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+            latest = target.parent / "latest.tmp"
+            latest.write_text(target.name)
+            os.replace(latest, target.parent / "latest")
+        self.accelerator.wait_for_everyone()
+        return target
+
+    def load_checkpoint(self) -> None:
+        """Restore the latest checkpoint of output_dir, if any (else start from step 0)."""
+        pointer = self.output_dir / "checkpoints" / "latest"
+        if not pointer.is_file():
+            return
+        state = torch.load(pointer.parent / pointer.read_text().strip() / "state.pt", weights_only=False)
+        missing = set(self._trainable_state()) - set(state["trainable"])
+        if missing:
+            raise ValueError(
+                f"checkpoint lacks trainable parameters {sorted(missing)[:3]}...: another model?"
+            )
+        with torch.no_grad():
+            for name, param in self.policy.named_parameters():
+                if name in state["trainable"]:
+                    param.copy_(state["trainable"][name])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.random.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        self.step = state["step"]
+
+    @torch.no_grad()
+    def success_rate(self, tasks: list[Task], samples: int, seed: int) -> float:
+        """Fraction of `samples` rollouts per task (sampled at the training temperature) that succeed."""
+        self.policy.eval()
+        sampling = dataclasses.replace(self.sampling, group_size=samples)
+        trajectories = generate_rollouts(
+            self.policy, self.tokenizer, tasks, self.env_class, sampling, seed=seed, markers=self.markers
+        )
+        return sum(tr.score >= self.config.success_threshold for tr in trajectories) / len(trajectories)
