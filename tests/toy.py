@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from infopo.envs.clarify import CATEGORIES, make_tasks
+from infopo.envs.base import Task
+from infopo.training.config import TrainConfig
+from infopo.training.trainer import Trainer
 
 TEMPLATE = (
     "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}<eot> {% endfor %}"
@@ -30,11 +34,13 @@ WORDS = [
     "just",
 ]
 WORDS += ["that", ".", ",", "please", "or", "exactly", "of", ":", "colour"]
+COLOURS = ["red", "blue", "green", "yellow", "black", "white"]
+COLOURS += ["pink", "grey", "brown", "orange", "violet", "cyan"]
 
 
 def word_tokenizer() -> PreTrainedTokenizerFast:
     """Word-level: one id per word or punctuation mark; '<eot>' closes a turn."""
-    vocab = {w: i for i, w in enumerate(SPECIALS + WORDS + CATEGORIES["colour"])}
+    vocab = {w: i for i, w in enumerate(SPECIALS + WORDS + COLOURS)}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
     backend.add_special_tokens(SPECIALS)
     backend.normalizer = normalizers.Lowercase()
@@ -62,11 +68,44 @@ def tiny_policy(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
     return LlamaForCausalLM(config)
 
 
-def colour_tasks(n: int, split: str):
-    """Clarify tasks restricted to colours with 4 options (the word tokenizer knows only colours)."""
-    tasks = []
-    seed = 0
-    while len(tasks) < n:
-        tasks += [t for t in make_tasks(4 * n, seed, split=split) if t.hidden["category"] == "colour"]
-        seed += 1
-    return tasks[:n]
+def colour_tasks(n: int, split: str) -> list[Task]:
+    """Clarify tasks over twelve colours, whose request does not list them: guessing wins 1/12."""
+    rng = random.Random(split)
+    colours = COLOURS
+    request = "I want a colour. Ask me which one I want, then answer with just that colour."
+    return [
+        Task(
+            task_id=f"colour-{split}-{i}",
+            env="clarify",
+            messages=[{"role": "user", "content": request}],
+            hidden={"category": "colour", "options": colours, "wanted": rng.choice(colours)},
+        )
+        for i in range(n)
+    ]
+
+
+def toy_config(**overrides: object) -> TrainConfig:
+    """Full fine-tuning of the tiny policy on one-word actions over at most two turns."""
+    values: dict[str, object] = dict(
+        model="toy",
+        lora=False,
+        env="clarify",
+        group_size=8,
+        tasks_per_step=8,
+        max_turns=2,
+        max_new_tokens=1,
+        lr=3e-3,
+        entropy_coef=0.0,
+        weight_decay=0.0,
+        micro_batch_size=64,
+        save_every=0,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def toy_trainer(config: TrainConfig, seed: int = 0) -> Trainer:
+    tokenizer = word_tokenizer()
+    return Trainer(
+        config, model=tiny_policy(len(tokenizer), seed), tokenizer=tokenizer, tasks=colour_tasks(64, "train")
+    )
