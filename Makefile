@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install model test lint bench clean
+.PHONY: install model test lint bench demo clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,8 @@ bench: $(STAMP) model
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# `make demo`: on a fresh machine, install, prepare the embedded model, train InfoPO with LoRA on the
+# built-in clarify task for a few steps and print a summary (see README).
+demo: $(STAMP) model
+	$(VENV)/bin/infopo train --config cpu-demo
