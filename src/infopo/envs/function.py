@@ -313,6 +313,13 @@ class FunctionEnv(Environment):
 
     score_mode: ClassVar[Literal["sum", "final"]] = "sum"
 
+    @classmethod
+    def load_tasks(cls, split: str) -> list[Task]:
+        """The built-in generated task set of `split` ("train" or "test")."""
+        if split not in ("train", "test"):
+            raise ValueError(f"function has splits 'train' and 'test', not {split!r}")
+        return load_tasks(split)  # the module-level generator
+
     def __init__(
         self,
         simulator: Literal["offline", "llm"] = "offline",

@@ -1,0 +1,52 @@
+"""Every registered environment: arbitrary agent text never raises, and episodes follow the protocol."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from infopo.envs import ENVIRONMENTS, Environment, StepResult
+
+ACTIONS = st.one_of(
+    st.text(max_size=300),
+    st.sampled_from(
+        [
+            '{"name": "interact_with_env", "arguments": {"choice": "answer", "content": "42"}}',
+            '<tool_call>{"name": "interact_with_env", "arguments": "{bad json"}</tool_call>',
+            'interact_with_env(choice="search", content="test")',
+            "ANSWER: red",
+            "Which one do you want?",
+            "",
+            "x" * 10_000,
+        ]
+    ),
+)
+
+
+def _fresh(name: str) -> Environment:
+    environment = ENVIRONMENTS.get(name)()
+    environment.reset(ENVIRONMENTS.get(name).load_tasks("test")[0])
+    return environment
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS.names())
+def test_every_environment_has_train_and_test_tasks(name: str) -> None:
+    environment = ENVIRONMENTS.get(name)
+    train, test = environment.load_tasks("train"), environment.load_tasks("test")
+    assert len(train) >= 200 and len(test) >= 50
+    assert {t.task_id for t in train}.isdisjoint(t.task_id for t in test)
+    assert all(t.env == name and t.messages for t in train[:5])
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS.names())
+@settings(max_examples=60, deadline=None)
+@given(actions=st.lists(ACTIONS, min_size=1, max_size=4))
+def test_no_action_raises(name: str, actions: list[str]) -> None:
+    environment = _fresh(name)
+    for action in actions:
+        result = environment.step(action)
+        assert isinstance(result, StepResult)
+        assert isinstance(result.reward, float) and result.reward == result.reward
+        if result.done:
+            break
