@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 model: $(STAMP)
-	$(PY) -m infopo.models.embedded
+	$(VENV)/bin/infopo models prepare
 
 test: $(STAMP) model
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -74,6 +74,3 @@ def prepare_embedded_model(target: Path | None = None, force: bool = False) -> P
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
-
-if __name__ == "__main__":
-    print(prepare_embedded_model())
