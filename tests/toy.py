@@ -112,12 +112,15 @@ def toy_trainer(config: TrainConfig, seed: int = 0, warm_start: bool = False) ->
     return Trainer(config, model=model, tokenizer=tokenizer, tasks=colour_tasks(64, "train"))
 
 
-def teach_copying(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, steps: int = 150) -> None:
+SFT_LR = 3e-2
+
+
+def teach_copying(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, steps: int = 300) -> None:
     """Supervised warm start standing in for the instruction tuning a real policy starts from.
 
-    After "ask" and the user's "I want X.", the policy learns to say X (it can use an answer it is given);
-    at the first turn it learns to ask only 8% of the time and otherwise to guess a colour, so the
-    untrained task success is about 0.08 + 0.92 / 12 = 16% and RL must discover that asking pays.
+    After "ask" and the user's "I want X.", the policy learns to say X (it can use an answer it is given).
+    At the first turn it learns to ask 8% of the time and otherwise to guess a colour, so the untrained
+    success rate is about 0.08 + 0.92 / 12 = 16% and RL must discover that asking pays.
     """
     from infopo.rollout import ChatMarkers, TrajectoryBuilder
 
@@ -135,7 +138,8 @@ def teach_copying(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, s
         rows.append(builder.input_ids)
         answers.append(tokenizer.convert_tokens_to_ids(task.hidden["wanted"]))
     ids = torch.tensor(rows)  # all rows have the same length
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=SFT_LR)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)  # settle: robust to numerics
     model.train()
     for _ in range(steps):
         logits = model(input_ids=ids).logits
@@ -144,3 +148,4 @@ def teach_copying(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, s
         optimizer.zero_grad()
         (answer_loss + first_loss).backward()
         optimizer.step()
+        schedule.step()
