@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 from infopo.envs.actions import FORMAT_HELP, parse_action
 from infopo.envs.base import ENVIRONMENTS, Environment, StepResult, Task
 from infopo.envs.data import read_records
-from infopo.envs.llm import LLMClient, LLMConfig, SimulatorUnavailable, failed_step
+from infopo.envs.llm import LLMConfig, SimulatorUnavailable, failed_step, simulator_client
 
 VARIABLES = ("a", "b", "c", "d")
 MAX_RULE_CHARS = 200
@@ -326,10 +326,8 @@ class FunctionEnv(Environment):
         llm: LLMConfig | None = None,
         max_turns: int = 16,
     ) -> None:
-        if simulator not in ("offline", "llm"):
-            raise ValueError(f"simulator must be 'offline' or 'llm', not {simulator!r}")
         self.simulator = simulator
-        self.client = LLMClient(llm or LLMConfig.from_env()) if simulator == "llm" else None
+        self.client = simulator_client(simulator, llm)
         self.max_turns = max_turns
         self.task: Task | None = None
         self.hidden: dict[str, Any] = {}

@@ -20,10 +20,10 @@ from infopo.envs.data import read_records
 from infopo.envs.llm import (
     JUDGE_PROMPT,
     USER_SIMULATOR_PROMPT,
-    LLMClient,
     LLMConfig,
     SimulatorUnavailable,
     failed_step,
+    simulator_client,
 )
 from infopo.envs.semantic import SemanticMatcher
 
@@ -650,11 +650,9 @@ class IntentionEnv(Environment):
         cover_threshold: float | None = None,
         max_chars: int = 4000,
     ) -> None:
-        if simulator not in ("offline", "llm"):
-            raise ValueError(f"unknown simulator {simulator!r}")
         self.max_turns = max_turns
         self.simulator = simulator
-        self.client = LLMClient(llm or LLMConfig.from_env()) if simulator == "llm" else None
+        self.client = simulator_client(simulator, llm)
         self.matcher = matcher or SemanticMatcher()
         self.cover_threshold = cover_threshold
         self.max_chars = max_chars

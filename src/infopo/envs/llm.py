@@ -132,3 +132,11 @@ def failed_step(reason: str) -> StepResult:
         done=True,
         info={"failed": True, "reason": reason},
     )
+
+
+def simulator_client(simulator: str, llm: LLMConfig | None) -> LLMClient | None:
+    """An environment's user-simulator client: None offline, an LLMClient in "llm" mode (config from
+    `llm` or the environment variables); ValueError for any other mode."""
+    if simulator not in ("offline", "llm"):
+        raise ValueError(f"simulator must be 'offline' or 'llm', not {simulator!r}")
+    return LLMClient(llm or LLMConfig.from_env()) if simulator == "llm" else None

@@ -22,6 +22,7 @@ from infopo.envs.llm import (
     LLMConfig,
     SimulatorUnavailable,
     failed_step,
+    simulator_client,
 )
 from infopo.envs.semantic import SemanticMatcher, tokens
 
@@ -338,10 +339,8 @@ class TelepathyEnv(Environment):
         matcher: SemanticMatcher | None = None,
         max_chars: int = 4000,
     ) -> None:
-        if simulator not in ("offline", "llm"):
-            raise ValueError(f"unknown simulator {simulator!r}")
         self.max_turns = max_turns
-        self.client = LLMClient(llm or LLMConfig.from_env()) if simulator == "llm" else None
+        self.client = simulator_client(simulator, llm)
         self.matcher = matcher or SemanticMatcher()
         self.max_chars = max_chars
         self.task: Task | None = None

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal
 from infopo.envs.actions import FORMAT_HELP, parse_action
 from infopo.envs.base import ENVIRONMENTS, Environment, StepResult, Task
 from infopo.envs.data import read_records
-from infopo.envs.llm import LLMClient, LLMConfig, SimulatorUnavailable, failed_step
+from infopo.envs.llm import LLMClient, LLMConfig, SimulatorUnavailable, failed_step, simulator_client
 from infopo.envs.semantic import SemanticMatcher, tokens
 
 PREFERENCE_REWARD = 0.8
@@ -435,9 +435,7 @@ class TravelEnv(Environment):
         max_turns: int = 16,
         matcher: SemanticMatcher | None = None,
     ) -> None:
-        if simulator not in ("offline", "llm"):
-            raise ValueError(f"simulator must be 'offline' or 'llm', not {simulator!r}")
-        self.client = LLMClient(llm or LLMConfig.from_env()) if simulator == "llm" else None
+        self.client = simulator_client(simulator, llm)
         self.matcher = matcher or SemanticMatcher()
         self.max_turns = max_turns
         self.task: Task | None = None

@@ -73,4 +73,3 @@ def prepare_embedded_model(target: Path | None = None, force: bool = False) -> P
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
-
