@@ -81,3 +81,13 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> No
     assert len(_metrics(killed)) < len(_metrics(straight))
     assert _run(killed, "--resume").wait(timeout=300) == 0
     assert _metrics(killed) == _metrics(straight)
+
+
+def test_each_pass_over_the_data_visits_every_task_once(tmp_path: Path) -> None:
+    trainer = toy_trainer(toy_config(output_dir=str(tmp_path)))  # 64 tasks, 8 per step
+    first = [t.task_id for step in range(8) for t in trainer.tasks_for_step(step)]
+    second = [t.task_id for step in range(8, 16) for t in trainer.tasks_for_step(step)]
+    everything = sorted(t.task_id for t in trainer.tasks)
+    assert sorted(first) == everything == sorted(second)
+    assert first != second  # reshuffled for the second pass
+    assert [t.task_id for t in trainer.tasks_for_step(3)] == first[24:32]  # a function of the step alone

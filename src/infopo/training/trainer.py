@@ -132,12 +132,14 @@ class Trainer:
         """This process's tasks of `step`: a seeded permutation per pass over the data, split by rank."""
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
         per_step = self.config.tasks_per_step
+        orders: dict[int, list[int]] = {}
         chosen = []
         for i in range(step * per_step, (step + 1) * per_step):
             epoch, offset = divmod(i, len(self.tasks))
-            order = list(range(len(self.tasks)))
-            random.Random(f"{self.config.seed}-{epoch}").shuffle(order)
-            chosen.append(self.tasks[order[offset]])
+            if epoch not in orders:
+                orders[epoch] = list(range(len(self.tasks)))
+                random.Random(f"{self.config.seed}-{epoch}").shuffle(orders[epoch])
+            chosen.append(self.tasks[orders[epoch][offset]])
         return chosen[rank::world]
 
     # --------------------------------------------------------------------------------------------- a step
