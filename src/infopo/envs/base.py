@@ -61,3 +61,11 @@ class Environment(ABC):
 
 
 ENVIRONMENTS: Registry[type[Environment]] = Registry("environment")
+
+
+def split_tasks(tasks: list[Task], split: str, train_size: int, prefix: str) -> list[Task]:
+    """The "train" (first train_size) or "test" (the rest) part of a generated set, renamed prefix-split-i."""
+    if split not in ("train", "test"):
+        raise ValueError(f"{prefix} has splits 'train' and 'test', not {split!r}")
+    chosen = tasks[:train_size] if split == "train" else tasks[train_size:]
+    return [Task(f"{prefix}-{split}-{i:04d}", t.env, t.messages, t.hidden) for i, t in enumerate(chosen)]

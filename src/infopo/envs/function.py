@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from infopo.envs.actions import FORMAT_HELP, parse_action
-from infopo.envs.base import ENVIRONMENTS, Environment, StepResult, Task
+from infopo.envs.base import ENVIRONMENTS, Environment, StepResult, Task, split_tasks
 from infopo.envs.data import read_records
 from infopo.envs.llm import LLMConfig, SimulatorUnavailable, failed_step, simulator_client
 
@@ -252,9 +252,7 @@ def _value_or_none(tree: Node, args: Sequence[int]) -> Fraction | None:
 
 def load_tasks(split: Literal["train", "test"]) -> list[Task]:
     """The built-in generated set: 200 train / 50 test tasks, no rule shared between them."""
-    tasks = generate_tasks(TRAIN_SIZE + TEST_SIZE)
-    chosen = tasks[:TRAIN_SIZE] if split == "train" else tasks[TRAIN_SIZE:]
-    return [Task(f"function-{split}-{i:04d}", t.env, t.messages, t.hidden) for i, t in enumerate(chosen)]
+    return split_tasks(generate_tasks(TRAIN_SIZE + TEST_SIZE), split, TRAIN_SIZE, "function")
 
 
 def to_userrl(task: Task) -> dict[str, Any]:
@@ -313,12 +311,7 @@ class FunctionEnv(Environment):
 
     score_mode: ClassVar[Literal["sum", "final"]] = "sum"
 
-    @classmethod
-    def load_tasks(cls, split: str) -> list[Task]:
-        """The built-in generated task set of `split` ("train" or "test")."""
-        if split not in ("train", "test"):
-            raise ValueError(f"function has splits 'train' and 'test', not {split!r}")
-        return load_tasks(split)  # the module-level generator
+    load_tasks = staticmethod(load_tasks)  # the module-level generator
 
     def __init__(
         self,

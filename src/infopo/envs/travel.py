@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from infopo.envs.actions import FORMAT_HELP, parse_action
-from infopo.envs.base import ENVIRONMENTS, Environment, StepResult, Task
+from infopo.envs.base import ENVIRONMENTS, Environment, StepResult, Task, split_tasks
 from infopo.envs.data import read_records
 from infopo.envs.llm import LLMClient, LLMConfig, SimulatorUnavailable, failed_step, simulator_client
 from infopo.envs.semantic import SemanticMatcher, tokens
@@ -358,9 +358,7 @@ def generate_tasks(n: int, seed: int = GENERATOR_SEED, prefix: str = "travel") -
 
 def load_tasks(split: Literal["train", "test"]) -> list[Task]:
     """The built-in generated set: 200 train / 50 test trips; no (aspects, preferences) in both."""
-    tasks = generate_tasks(TRAIN_SIZE + TEST_SIZE)
-    chosen = tasks[:TRAIN_SIZE] if split == "train" else tasks[TRAIN_SIZE:]
-    return [Task(f"travel-{split}-{i:04d}", t.env, t.messages, t.hidden) for i, t in enumerate(chosen)]
+    return split_tasks(generate_tasks(TRAIN_SIZE + TEST_SIZE), split, TRAIN_SIZE, "travel")
 
 
 def from_userrl(path: str | Path) -> list[Task]:
@@ -421,12 +419,7 @@ class TravelEnv(Environment):
 
     score_mode: ClassVar[Literal["sum", "final"]] = "sum"
 
-    @classmethod
-    def load_tasks(cls, split: str) -> list[Task]:
-        """The built-in generated task set of `split` ("train" or "test")."""
-        if split not in ("train", "test"):
-            raise ValueError(f"travel has splits 'train' and 'test', not {split!r}")
-        return load_tasks(split)  # the module-level generator
+    load_tasks = staticmethod(load_tasks)  # the module-level generator
 
     def __init__(
         self,
