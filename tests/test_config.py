@@ -44,6 +44,8 @@ def test_overrides_are_parsed_as_yaml() -> None:
         (["counterfactual_span=all"], "counterfactual_span must be one of"),
         (["top_p=1.5"], r"top_p must be in \(0, 1\]"),
         (["steps"], "must look like key=value"),
+        (["report_to=[tensorbord]"], "report_to: unknown 'tensorbord'.*Did you mean 'tensorboard'"),
+        (["report_to=wandb"], "report_to must be a list"),
     ],
 )
 def test_bad_configs_name_the_key(overrides: list[str], message: str) -> None:

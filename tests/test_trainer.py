@@ -38,7 +38,7 @@ def test_tokens_outside_actions_do_not_reach_the_loss(tmp_path: Path) -> None:
     from infopo.rollout.engine import generate_rollouts
 
     trajectories = generate_rollouts(
-        trainer.policy, trainer.tokenizer, trainer.tasks[:4], trainer.env_class, trainer.sampling, seed=3
+        trainer.sampler, trainer.tokenizer, trainer.tasks[:4], trainer.env_class, trainer.sampling, seed=3
     )
     ids, attention, actions = _right_pad(trajectories, 0)
     generator = torch.Generator().manual_seed(0)
@@ -85,9 +85,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> No
 
 def test_each_pass_over_the_data_visits_every_task_once(tmp_path: Path) -> None:
     trainer = toy_trainer(toy_config(output_dir=str(tmp_path)))  # 64 tasks, 8 per step
-    first = [t.task_id for step in range(8) for t in trainer.tasks_for_step(step)]
-    second = [t.task_id for step in range(8, 16) for t in trainer.tasks_for_step(step)]
+    first = [t.task_id for step in range(8) for t in trainer.tasks_for_step(step)[1]]
+    second = [t.task_id for step in range(8, 16) for t in trainer.tasks_for_step(step)[1]]
     everything = sorted(t.task_id for t in trainer.tasks)
     assert sorted(first) == everything == sorted(second)
     assert first != second  # reshuffled for the second pass
-    assert [t.task_id for t in trainer.tasks_for_step(3)] == first[24:32]  # a function of the step alone
+    assert [t.task_id for t in trainer.tasks_for_step(3)[1]] == first[24:32]  # a function of the step alone

@@ -10,6 +10,7 @@ from infopo.training.config import ConfigError, load_config, preset_names
 
 def _train(args: argparse.Namespace) -> int:
     from infopo.training.metrics import summarize
+    from infopo.training.trackers import TrackerUnavailable
     from infopo.training.trainer import Trainer
 
     try:
@@ -18,11 +19,16 @@ def _train(args: argparse.Namespace) -> int:
         print(f"infopo train: {err}", file=sys.stderr)
         return 2
     trainer = Trainer(config)
-    metrics = trainer.train(resume=args.resume)
+    try:
+        metrics = trainer.train(resume=args.resume)
+    except TrackerUnavailable as err:
+        print(f"infopo train: {err}", file=sys.stderr)
+        return 2
     if trainer.accelerator.is_main_process:
         print(summarize(metrics))
         print(f"checkpoints: {trainer.output_dir / 'checkpoints'}")
-        print(f"tensorboard: tensorboard --logdir {trainer.output_dir / 'tensorboard'}")
+        if (trainer.output_dir / "tensorboard").is_dir():
+            print(f"tensorboard: tensorboard --logdir {trainer.output_dir / 'tensorboard'}")
     return 0
 
 

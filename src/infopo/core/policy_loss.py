@@ -18,6 +18,8 @@ Aggregation = Callable[[Tensor, Tensor, int | None], Tensor]
 KLEstimator = Callable[[Tensor, Tensor], Tensor]
 LOSS_AGGREGATIONS: Registry[Aggregation] = Registry("loss aggregation")
 KL_ESTIMATORS: Registry[KLEstimator] = Registry("KL estimator")
+# metrics of `policy_loss` that are token means whatever the aggregation (the others follow it)
+TOKEN_MEAN_METRICS = frozenset({"clip_fraction", "approx_kl"})
 
 
 def _masked(values: Tensor, mask: Tensor) -> Tensor:

@@ -63,6 +63,13 @@ class ChatMarkers:
             raise ValueError(f"the chat template does not close an assistant turn with {eot!r}: {between!r}")
         return cls(end_of_turn=eot, feedback_prefix=between[len(eot) :], feedback_suffix=suffix)
 
+    def end_of_turn_id(self, tokenizer: ChatTokenizer) -> int:
+        """The one token id that ends an action (generation stops at it)."""
+        ids = tokenizer.encode(self.end_of_turn, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"end-of-turn marker {self.end_of_turn!r} must be one token, got {ids}")
+        return ids[0]
+
 
 class TrajectoryBuilder:
     """Grows one trajectory turn by turn: `add_turn(action_ids, feedback, reward)`, then `build()`.

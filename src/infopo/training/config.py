@@ -19,6 +19,7 @@ import yaml
 
 from infopo.core.advantages import ADVANTAGE_ESTIMATORS
 from infopo.core.policy_loss import KL_ESTIMATORS, LOSS_AGGREGATIONS
+from infopo.training.trackers import TRACKER_NAMES
 
 
 class ConfigError(ValueError):
@@ -42,6 +43,8 @@ class TrainConfig:
     max_new_tokens: int = 256
     temperature: float = 1.0
     top_p: float = 1.0
+    rollout_engine: Literal["hf", "vllm"] = "hf"  # vllm: a colocated vLLM engine (GPU, optional install)
+    vllm_gpu_memory_utilization: float = 0.3  # the GPU memory share vLLM may take (rollout_engine: vllm)
     # algorithm
     advantage: str = "infopo"  # grpo | drgrpo | userrl | igpo | infopo
     advantage_options: dict[str, Any] = field(default_factory=dict)  # keyword options of the estimator
@@ -69,6 +72,9 @@ class TrainConfig:
     output_dir: str = "runs/infopo"
     save_every: int = 50  # steps between checkpoints (0: only at the end)
     success_threshold: float = 1.0  # a trajectory succeeds when its score reaches this
+    # logging: metrics.jsonl always; report_to picks trackers (tensorboard, wandb, trackio, all, none)
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    run_name: str = ""  # the trackers' run name (default: the output directory's name)
 
     def __post_init__(self) -> None:
         positive = ["lora_r", "lora_alpha", "group_size", "max_turns", "max_new_tokens", "ppo_epochs"]
@@ -84,6 +90,10 @@ class TrainConfig:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 < self.vllm_gpu_memory_utilization < 1:
+            raise ConfigError(
+                f"vllm_gpu_memory_utilization must be in (0, 1), got {self.vllm_gpu_memory_utilization}"
+            )
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.dual_clip is not None and self.dual_clip <= 1:
@@ -95,6 +105,9 @@ class TrainConfig:
         ]:
             if getattr(self, key) not in registry:
                 raise ConfigError(f"{key}: {_unknown(getattr(self, key), registry.names())}")
+        for name in self.report_to:
+            if name not in (*TRACKER_NAMES, "all", "none"):
+                raise ConfigError(f"report_to: {_unknown(name, [*TRACKER_NAMES, 'all', 'none'])}")
         accepted = inspect.signature(ADVANTAGE_ESTIMATORS.get(self.advantage)).parameters
         for option in self.advantage_options:
             if option not in accepted or option in ("inputs", "epoch"):

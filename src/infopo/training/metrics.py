@@ -1,15 +1,15 @@
-"""Per-step metrics (spec section 7) to JSONL, TensorBoard when installed, and a summary for people."""
+"""Per-step metrics (spec section 7) to JSONL and the configured trackers, and a summary for people."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from infopo.rollout.trajectory import Trajectory
+from infopo.training.trackers import Tracker
 
 
 def rollout_metrics(
@@ -36,9 +36,9 @@ def rollout_metrics(
 
 
 class MetricsLogger:
-    """Appends one JSON object per step to metrics.jsonl; mirrors scalars to TensorBoard if available."""
+    """Appends one JSON object per step to metrics.jsonl and hands the scalars to the trackers."""
 
-    def __init__(self, output_dir: Path, resume_after: int | None = None) -> None:
+    def __init__(self, output_dir: Path, trackers: list[Tracker], resume_after: int | None = None) -> None:
         self.path = output_dir / "metrics.jsonl"
         output_dir.mkdir(parents=True, exist_ok=True)
         if resume_after is not None and self.path.exists():  # drop steps the checkpoint does not contain
@@ -50,24 +50,17 @@ class MetricsLogger:
             self.path.write_text("".join(line + "\n" for line in kept))
         elif self.path.exists():
             self.path.unlink()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer: Any = SummaryWriter(str(output_dir / "tensorboard"))
-        except ImportError:
-            self.writer = None
+        self.trackers = trackers
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         with self.path.open("a") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
-        if self.writer is not None:
-            for key, value in metrics.items():
-                self.writer.add_scalar(key, value, step)
-            self.writer.flush()
+        for tracker in self.trackers:
+            tracker.log(step, metrics)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        for tracker in self.trackers:
+            tracker.close()
 
 
 def summarize(path: Path) -> str:

@@ -3,10 +3,15 @@
 One `train_step` is the whole algorithm of spec sections 2-5 on one batch of tasks. Runs on accelerate
 (CPU, one GPU, DDP), with LoRA (peft) or full fine-tuning; checkpoints are atomic and `resume` continues
 exactly (weights, optimizer, step; the data order and sampling seeds are functions of the step).
+
+Data parallel: each process rolls out and scores its share of the step's tasks, the (small) per-turn
+results are gathered so that advantages and metrics are computed on the global batch, and the loss is
+weighted so that DDP's gradient average equals the one-process gradient of the same global batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -16,23 +21,26 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import gather_object
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from infopo.core.advantages import compute_advantages
 from infopo.core.logprobs import logprobs_from_hidden
-from infopo.core.policy_loss import policy_loss
+from infopo.core.policy_loss import TOKEN_MEAN_METRICS, policy_loss
 from infopo.envs import ENVIRONMENTS, Task
 from infopo.information_gain import CounterfactualSpec, score_packed
 from infopo.models.embedded import prepare_embedded_model
 from infopo.models.forward import final_hidden_states, output_embedding
 from infopo.rollout.builder import ChatMarkers
 from infopo.rollout.collate import advantage_inputs
-from infopo.rollout.engine import SamplingConfig, generate_rollouts
+from infopo.rollout.engine import Sampler, SamplingConfig, generate_rollouts
+from infopo.rollout.hf_sampler import HFSampler
 from infopo.rollout.trajectory import Trajectory
 from infopo.training.config import TrainConfig, dump_config
 from infopo.training.metrics import MetricsLogger, rollout_metrics
+from infopo.training.trackers import open_trackers
 
 
 class ActionScorer(nn.Module):
@@ -97,8 +105,15 @@ class Trainer:
         self.accelerator = Accelerator(
             mixed_precision="bf16" if config.dtype == "bfloat16" else "no", cpu=not torch.cuda.is_available()
         )
+        world = self.accelerator.num_processes
+        if config.tasks_per_step % world:
+            raise ValueError(
+                f"tasks_per_step={config.tasks_per_step} must be a multiple of the {world} processes "
+                "(every process takes the same number of tasks)"
+            )
         if model is None or tokenizer is None:
             model, tokenizer = load_policy(config)
+        torch.manual_seed(config.seed)  # the LoRA initialisation
         if config.lora:
             from peft import LoraConfig, get_peft_model
 
@@ -123,13 +138,30 @@ class Trainer:
         optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
         self.scorer, self.optimizer = self.accelerator.prepare(ActionScorer(model), optimizer)
         self.policy = self.accelerator.unwrap_model(self.scorer).policy
+        self.sampler = self._make_sampler()
         self.step = 0
         self.output_dir = Path(config.output_dir)
 
+    def _make_sampler(self) -> Sampler:
+        """Hugging Face generate on the training weights, or a colocated vLLM engine."""
+        eot = self.markers.end_of_turn_id(self.tokenizer)
+        if self.config.rollout_engine == "hf":
+            pad = self.tokenizer.pad_token_id
+            return HFSampler(self.policy, eot, pad if pad is not None else eot)
+        from infopo.rollout.vllm_sampler import VLLMSampler
+
+        if self.config.model != "embedded" and not Path(self.config.model).is_dir():
+            raise ValueError(
+                f"rollout_engine: vllm loads the model from a directory; {self.config.model!r} is not one"
+            )
+        path = prepare_embedded_model() if self.config.model == "embedded" else Path(self.config.model)
+        return VLLMSampler(path, eot, self.config.vllm_gpu_memory_utilization, self.config.seed)
+
     # ----------------------------------------------------------------------------------------------- data
 
-    def tasks_for_step(self, step: int) -> list[Task]:
-        """This process's tasks of `step`: a seeded permutation per pass over the data, split by rank."""
+    def tasks_for_step(self, step: int) -> tuple[list[str], list[Task]]:
+        """This process's group ids and tasks of `step`: a seeded permutation per pass over the data, split
+        by rank. A group id names the step and the task's place in it, so it is unique in the batch."""
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
         per_step = self.config.tasks_per_step
         orders: dict[int, list[int]] = {}
@@ -140,25 +172,27 @@ class Trainer:
                 orders[epoch] = list(range(len(self.tasks)))
                 random.Random(f"{self.config.seed}-{epoch}").shuffle(orders[epoch])
             chosen.append(self.tasks[orders[epoch][offset]])
-        return chosen[rank::world]
+        mine = list(enumerate(chosen))[rank::world]
+        return [f"step{step}/{i}/{task.task_id}" for i, task in mine], [task for _, task in mine]
 
     # --------------------------------------------------------------------------------------------- a step
 
     def train_step(self) -> dict[str, float]:
         """Rollout, scoring, advantages and one PPO update on this step's tasks; returns its metrics."""
         config, step = self.config, self.step
-        tasks = self.tasks_for_step(step)
+        group_ids, tasks = self.tasks_for_step(step)
         self.policy.eval()
         started = time.perf_counter()
+        self.sampler.update_weights(self.policy)
         trajectories = generate_rollouts(
-            self.policy,
+            self.sampler,
             self.tokenizer,
             tasks,
             self.env_class,
             self.sampling,
-            seed=config.seed * 1_000_003 + step * 1009 + self.accelerator.process_index,
+            seed=config.seed,
             markers=self.markers,
-            group_prefix=f"step{step}-",
+            group_ids=group_ids,
         )
         generated = time.perf_counter()
         uses_ig = config.advantage == "infopo"
@@ -172,18 +206,21 @@ class Trainer:
             information_gain=uses_ig,
         )
         scored = time.perf_counter()
-        inputs = advantage_inputs(trajectories, scores.turn_ig, scores.turn_ig_mask)
+        batch, turn_ig, turn_ig_mask, offset = self._gather(trajectories, scores.turn_ig, scores.turn_ig_mask)
         options = dict(config.advantage_options)
         if config.advantage == "infopo":
             options["epoch"] = step
-        estimate = compute_advantages(config.advantage, inputs, **options)
+        estimate = compute_advantages(
+            config.advantage, advantage_inputs(batch, turn_ig, turn_ig_mask), **options
+        )
         self.policy.train()
-        update = self._update(trajectories, scores.token_logprobs, estimate.advantages)
+        advantages = estimate.advantages[offset : offset + len(trajectories)]
+        update = self._update(trajectories, scores.token_logprobs, advantages, batch)
         updated = time.perf_counter()
         self.step += 1
-        tokens = sum(len(tr.input_ids) for tr in trajectories)
+        tokens = sum(len(tr.input_ids) for tr in batch)
         return {
-            **rollout_metrics(trajectories, scores.turn_ig, scores.turn_ig_mask, config.success_threshold),
+            **rollout_metrics(batch, turn_ig, turn_ig_mask, config.success_threshold),
             **estimate.metrics,
             **update,
             "time_generation": generated - started,
@@ -192,36 +229,64 @@ class Trainer:
             "tokens_per_second": tokens / (updated - started),
         }
 
+    def _gather(
+        self, trajectories: list[Trajectory], turn_ig: Tensor, turn_ig_mask: Tensor
+    ) -> tuple[list[Trajectory], Tensor, Tensor, int]:
+        """The global batch (all processes' trajectories in rank order), its (B, T) IG and IG mask, and
+        where this process's trajectories start in it."""
+        rows = [
+            (tr, turn_ig[b, : len(tr.turns)].tolist(), turn_ig_mask[b, : len(tr.turns)].tolist())
+            for b, tr in enumerate(trajectories)
+        ]
+        counts = gather_object([len(rows)])
+        everything = gather_object(rows)
+        batch = [tr for tr, _, _ in everything]
+        ig = torch.zeros(len(batch), max(len(tr.turns) for tr in batch), dtype=turn_ig.dtype)
+        ig_mask = torch.zeros(ig.shape, dtype=torch.bool)
+        for b, (_, values, keep) in enumerate(everything):
+            ig[b, : len(values)] = torch.tensor(values, dtype=turn_ig.dtype)
+            ig_mask[b, : len(keep)] = torch.tensor(keep, dtype=torch.bool)
+        return batch, ig, ig_mask, sum(counts[: self.accelerator.process_index])
+
     def _update(
-        self, trajectories: list[Trajectory], old_logp: Tensor, advantages: Tensor
+        self, trajectories: list[Trajectory], old_logp: Tensor, advantages: Tensor, batch: list[Trajectory]
     ) -> dict[str, float]:
-        """PPO epochs over micro-batches with gradient accumulation; one optimizer step per epoch."""
-        config = self.config
+        """PPO epochs over this process's micro-batches with gradient accumulation; one optimizer step per
+        epoch. Each micro-batch loss is weighted by its share of the global batch `batch` (tokens or
+        sequences) times the number of processes, which DDP's gradient average divides out again."""
+        config, world = self.config, self.accelerator.num_processes
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         ids, attention, actions = _right_pad(trajectories, pad)
         width = ids.shape[1]
         old_logp, advantages = old_logp[:, :width].float(), advantages[:, :width].float()
-        total_tokens, total_seqs = int(actions.sum()), len(trajectories)
+        total_tokens, total_seqs = sum(sum(tr.loss_mask) for tr in batch), len(batch)
+        starts = range(0, len(trajectories), config.micro_batch_size)
         sums: dict[str, float] = {}
         for _ in range(config.ppo_epochs):
-            for first in range(0, total_seqs, config.micro_batch_size):
+            for first in starts:
                 part = slice(first, first + config.micro_batch_size)
-                loss, metrics = self.micro_batch_loss(
-                    ids[part], attention[part], actions[part], old_logp[part], advantages[part]
-                )
-                share = (
-                    int(actions[part].sum()) / total_tokens
-                    if config.loss_aggregation == "token-mean"
-                    else actions[part].shape[0] / total_seqs
-                )
-                self.accelerator.backward(loss * share)
+                last = first == starts[-1]  # gradients are all-reduced once, on the last backward
+                with contextlib.nullcontext() if last else self.accelerator.no_sync(self.scorer):
+                    loss, metrics = self.micro_batch_loss(
+                        ids[part], attention[part], actions[part], old_logp[part], advantages[part]
+                    )
+                    token_share = int(actions[part].sum()) / total_tokens
+                    share = (
+                        token_share
+                        if config.loss_aggregation == "token-mean"
+                        else actions[part].shape[0] / total_seqs
+                    )
+                    self.accelerator.backward(loss * share * world)
                 for key, value in metrics.items():
-                    sums[key] = sums.get(key, 0.0) + value * share / config.ppo_epochs
+                    weight = token_share if key in TOKEN_MEAN_METRICS else share
+                    sums[key] = sums.get(key, 0.0) + value * weight / config.ppo_epochs
             grad_norm = self.accelerator.clip_grad_norm_(self.scorer.parameters(), config.grad_clip)
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm) / config.ppo_epochs
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm) / world / config.ppo_epochs
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-        return sums
+        values = torch.tensor(list(sums.values()), dtype=torch.float64, device=self.accelerator.device)
+        totals = self.accelerator.reduce(values, "sum")
+        return dict(zip(sums, totals.tolist(), strict=True))
 
     def micro_batch_loss(
         self, ids: Tensor, attention: Tensor, actions: Tensor, old_logp: Tensor, advantages: Tensor
@@ -282,9 +347,11 @@ class Trainer:
         if resume:
             self.load_checkpoint()
         main = self.accelerator.is_main_process
-        logger = (
-            MetricsLogger(self.output_dir, resume_after=self.step - 1 if resume else None) if main else None
-        )
+        logger = None
+        if main:
+            run_name = config.run_name or self.output_dir.resolve().name
+            trackers = open_trackers(config.report_to, self.output_dir, run_name, dataclasses.asdict(config))
+            logger = MetricsLogger(self.output_dir, trackers, resume_after=self.step - 1 if resume else None)
         if main:
             (self.output_dir / "config.yaml").write_text(dump_config(config))
         bar = tqdm(total=config.steps, initial=self.step, desc="infopo train", disable=not main, unit="step")
@@ -356,7 +423,8 @@ class Trainer:
         """Fraction of `samples` rollouts per task (sampled at the training temperature) that succeed."""
         self.policy.eval()
         sampling = dataclasses.replace(self.sampling, group_size=samples)
+        self.sampler.update_weights(self.policy)
         trajectories = generate_rollouts(
-            self.policy, self.tokenizer, tasks, self.env_class, sampling, seed=seed, markers=self.markers
+            self.sampler, self.tokenizer, tasks, self.env_class, sampling, seed=seed, markers=self.markers
         )
         return sum(tr.score >= self.config.success_threshold for tr in trajectories) / len(trajectories)
