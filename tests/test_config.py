@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,26 @@ def test_cli_reports_config_errors_and_lists_envs(capsys: pytest.CaptureFixture[
     assert main(["envs", "list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == ["clarify", "function", "intention", "telepathy", "travel"]
+
+
+@pytest.mark.parametrize(
+    ("override", "module", "message"),
+    [
+        ("report_to=[wandb]", "wandb", "pip install wandb"),
+        ("rollout_engine=vllm", "vllm", "pip install vllm"),
+    ],
+)
+def test_cli_reports_what_this_machine_lacks(
+    override: str,
+    module: str,
+    message: str,
+    smollm2_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)
+    argv = ["train", "--config", "tiny-smoke", f"output_dir={tmp_path}", f"model={smollm2_path}", override]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "metrics.jsonl").exists()

@@ -18,10 +18,10 @@ def _train(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"infopo train: {err}", file=sys.stderr)
         return 2
-    trainer = Trainer(config)
     try:
+        trainer = Trainer(config)
         metrics = trainer.train(resume=args.resume)
-    except TrackerUnavailable as err:
+    except (ConfigError, TrackerUnavailable, ImportError) as err:  # settings this machine cannot run
         print(f"infopo train: {err}", file=sys.stderr)
         return 2
     if trainer.accelerator.is_main_process:

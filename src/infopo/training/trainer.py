@@ -38,7 +38,7 @@ from infopo.rollout.collate import advantage_inputs
 from infopo.rollout.engine import Sampler, SamplingConfig, generate_rollouts
 from infopo.rollout.hf_sampler import HFSampler
 from infopo.rollout.trajectory import Trajectory
-from infopo.training.config import TrainConfig, dump_config
+from infopo.training.config import ConfigError, TrainConfig, dump_config
 from infopo.training.metrics import MetricsLogger, rollout_metrics
 from infopo.training.trackers import open_trackers
 
@@ -107,7 +107,7 @@ class Trainer:
         )
         world = self.accelerator.num_processes
         if config.tasks_per_step % world:
-            raise ValueError(
+            raise ConfigError(
                 f"tasks_per_step={config.tasks_per_step} must be a multiple of the {world} processes "
                 "(every process takes the same number of tasks)"
             )
@@ -151,7 +151,7 @@ class Trainer:
         from infopo.rollout.vllm_sampler import VLLMSampler
 
         if self.config.model != "embedded" and not Path(self.config.model).is_dir():
-            raise ValueError(
+            raise ConfigError(
                 f"rollout_engine: vllm loads the model from a directory; {self.config.model!r} is not one"
             )
         path = prepare_embedded_model() if self.config.model == "embedded" else Path(self.config.model)
