@@ -245,3 +245,19 @@ def test_a_missing_tracker_stops_the_run_before_its_first_step(
     with pytest.raises(TrackerUnavailable, match="pip install wandb"):
         trainer.train()
     assert trainer.step == 0 and not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_a_failed_step_still_finishes_the_trackers_run(
+    tmp_path: Path, fake_wandb: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from toy import toy_config, toy_trainer
+
+    trainer = toy_trainer(toy_config(output_dir=str(tmp_path), steps=2, report_to=["wandb"]))
+
+    def broken_step() -> dict[str, float]:
+        raise RuntimeError("simulator died")
+
+    monkeypatch.setattr(trainer, "train_step", broken_step)
+    with pytest.raises(RuntimeError, match="simulator died"):
+        trainer.train()
+    assert [kind for kind, _ in fake_wandb] == ["init", "finish"]

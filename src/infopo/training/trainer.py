@@ -355,17 +355,21 @@ class Trainer:
         if main:
             (self.output_dir / "config.yaml").write_text(dump_config(config))
         bar = tqdm(total=config.steps, initial=self.step, desc="infopo train", disable=not main, unit="step")
-        while self.step < config.steps:
-            metrics = self.train_step()
+        try:
+            while self.step < config.steps:
+                metrics = self.train_step()
+                if logger is not None:
+                    logger.log(self.step - 1, metrics)
+                bar.set_postfix(
+                    success=f"{metrics['success_rate']:.2f}", score=f"{metrics['score_mean']:.2f}"
+                )
+                bar.update(1)
+                if (config.save_every and self.step % config.save_every == 0) or self.step == config.steps:
+                    self.save_checkpoint()
+        finally:  # a failed step still finishes the trackers' runs
+            bar.close()
             if logger is not None:
-                logger.log(self.step - 1, metrics)
-            bar.set_postfix(success=f"{metrics['success_rate']:.2f}", score=f"{metrics['score_mean']:.2f}")
-            bar.update(1)
-            if (config.save_every and self.step % config.save_every == 0) or self.step == config.steps:
-                self.save_checkpoint()
-        bar.close()
-        if logger is not None:
-            logger.close()
+                logger.close()
         return self.output_dir / "metrics.jsonl"
 
     def _trainable_state(self) -> dict[str, Tensor]:
