@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from functools import cache
+from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -25,6 +26,9 @@ SMOLLM2_TEMPLATE = (
 
 # ChatML as Qwen2.5-Instruct renders it (without tools): its own default system prompt, content trimmed
 # of nothing, a newline after every end-of-turn.
+# the UserRL files of ../shared/data (read in place, never copied into the repository)
+USERRL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "userrl"
+
 QWEN_TEMPLATE = (
     "{%- if messages[0]['role'] == 'system' %}"
     "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"

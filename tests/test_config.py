@@ -37,6 +37,7 @@ def test_overrides_are_parsed_as_yaml() -> None:
     ("overrides", "message"),
     [
         (["lrr=1"], "unknown 'lrr'.*Did you mean 'lr'"),
+        (["env=intension"], "env: unknown 'intension'.*Did you mean 'intention'"),
         (["advantage=grpoo"], "advantage: unknown 'grpoo'.*Did you mean 'grpo'"),
         (["advantage_options={tua: 1}"], "advantage_options for 'infopo': unknown 'tua'.*Did you mean 'tau'"),
         (["group_size=0"], "group_size must be >= 1, got 0"),
@@ -82,7 +83,7 @@ def test_cli_reports_config_errors_and_lists_envs(capsys: pytest.CaptureFixture[
         ("rollout_engine=vllm", "vllm", "pip install vllm"),
     ],
 )
-def test_cli_reports_what_this_machine_lacks(
+def test_cli_reports_settings_this_machine_cannot_run(
     override: str,
     module: str,
     message: str,
@@ -93,6 +94,7 @@ def test_cli_reports_what_this_machine_lacks(
 ) -> None:
     monkeypatch.setitem(sys.modules, module, None)
     argv = ["train", "--config", "tiny-smoke", f"output_dir={tmp_path}", f"model={smollm2_path}", override]
+    # (a later key=value wins: the last case replaces the model)
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "metrics.jsonl").exists()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import random
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
+from fixtures import USERRL_DATA
 
 from infopo.envs import ENVIRONMENTS
 from infopo.envs.function import (
@@ -24,7 +24,6 @@ from infopo.envs.function import (
 )
 from infopo.envs.llm import LLMClient, LLMConfig
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "userrl"
 PROBES = [(1, 2, 3, 4), (-3, 5, 7, -2), (6, -1, 2, 9)]
 DOWN = LLMConfig(base_url="http://127.0.0.1:9/v1", model="m", timeout_s=1, max_retries=1, backoff_s=0)
 
@@ -186,7 +185,7 @@ def test_malicious_or_non_arithmetic_rules_are_rejected(rule: str) -> None:
 
 
 def test_render_round_trips() -> None:
-    records = json.loads((DATA / "functions.json").read_text())
+    records = json.loads((USERRL_DATA / "functions.json").read_text())
     rules = [r["rule"] for r in records] + [t.hidden["rule"] for t in load_tasks("train")]
     rules += ["-(a - b) ** 2 + c", "(a ** b) ** c * d", "a - (b - c) / (d * 2.5)"]
     for rule in rules:
@@ -196,8 +195,8 @@ def test_render_round_trips() -> None:
 
 
 def test_userrl_json_round_trips() -> None:
-    records = json.loads((DATA / "functions.json").read_text())
-    tasks = from_userrl(DATA / "functions.json")
+    records = json.loads((USERRL_DATA / "functions.json").read_text())
+    tasks = from_userrl(USERRL_DATA / "functions.json")
     assert len(tasks) == 538
     assert [to_userrl(t) for t in tasks] == records
     assert tasks[0].task_id == "func-1" and tasks[0].hidden["answer"] == "225"
@@ -208,10 +207,10 @@ def test_userrl_json_round_trips() -> None:
 def test_userrl_parquet_reads_rules_by_id() -> None:
     from infopo.envs.data import read_records
 
-    rows = read_records(DATA / "function_train.parquet")
-    tasks = from_userrl(DATA / "function_train.parquet")
+    rows = read_records(USERRL_DATA / "function_train.parquet")
+    tasks = from_userrl(USERRL_DATA / "function_train.parquet")
     assert len(tasks) == len(rows) == 460
-    by_id = {r["id"]: r for r in json.loads((DATA / "functions.json").read_text())}
+    by_id = {r["id"]: r for r in json.loads((USERRL_DATA / "functions.json").read_text())}
     for row, task in zip(rows, tasks, strict=True):
         assert task.task_id == row["reward_model"]["id"]
         assert task.messages == row["prompt"]

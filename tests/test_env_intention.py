@@ -4,12 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
+from fixtures import USERRL_DATA
 
 from infopo.envs.base import ENVIRONMENTS, Task
 from infopo.envs.intention import IntentionEnv, turn_reward
 from infopo.envs.semantic import SemanticMatcher
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data" / "userrl"
 LEXICAL = SemanticMatcher("lexical")
 
 
@@ -120,8 +120,8 @@ def test_generated_task_set() -> None:
 
 
 def test_userrl_json_loader_and_round_trip(tmp_path: Path) -> None:
-    tasks = IntentionEnv.from_userrl(DATA / "intention_train.json")
-    raw = json.loads((DATA / "intention_train.json").read_text())
+    tasks = IntentionEnv.from_userrl(USERRL_DATA / "intention_train.json")
+    raw = json.loads((USERRL_DATA / "intention_train.json").read_text())
     assert len(tasks) == len(raw) == 1012
     first = tasks[0].hidden["details"][0]
     assert (tasks[0].task_id, first["description"], first["importance"]) == (
@@ -139,9 +139,9 @@ def test_userrl_json_loader_and_round_trip(tmp_path: Path) -> None:
 
 
 def test_userrl_parquet_loader() -> None:
-    tasks = IntentionEnv.from_userrl(DATA / "intention_train.parquet")
+    tasks = IntentionEnv.from_userrl(USERRL_DATA / "intention_train.parquet")
     assert len(tasks) == 380
-    by_id = {t.task_id: t for t in IntentionEnv.from_userrl(DATA / "intention_train.json")}
+    by_id = {t.task_id: t for t in IntentionEnv.from_userrl(USERRL_DATA / "intention_train.json")}
     assert all(t.hidden == by_id[t.task_id].hidden for t in tasks)
     assert tasks[0].messages[0]["role"] == "system" and "IntentionGym" in tasks[0].messages[0]["content"]
     env = IntentionEnv(matcher=LEXICAL)
@@ -151,7 +151,7 @@ def test_userrl_parquet_loader() -> None:
 def test_parquet_without_json_uses_ground_truth(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    rows = pq.read_table(DATA / "intention_train.parquet").slice(0, 2)
+    rows = pq.read_table(USERRL_DATA / "intention_train.parquet").slice(0, 2)
     pq.write_table(rows, tmp_path / "intention_train.parquet")
     tasks = IntentionEnv.from_userrl(tmp_path / "intention_train.parquet")
     assert [d["description"] for d in tasks[0].hidden["details"]] == [

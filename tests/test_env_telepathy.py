@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+
+from fixtures import USERRL_DATA
 
 from infopo.envs.base import ENVIRONMENTS, Task
 from infopo.envs.semantic import SemanticMatcher
 from infopo.envs.telepathy import ATTRIBUTES, KNOWLEDGE_BASE, TelepathyEnv
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data" / "userrl"
 LEXICAL = SemanticMatcher("lexical")
 
 
@@ -120,12 +120,12 @@ def test_generated_task_set() -> None:
 
 
 def test_userrl_loaders() -> None:
-    entities = json.loads((DATA / "telepathy_entities.json").read_text())
-    tasks = TelepathyEnv.from_userrl(DATA / "telepathy_entities.json")
+    entities = json.loads((USERRL_DATA / "telepathy_entities.json").read_text())
+    tasks = TelepathyEnv.from_userrl(USERRL_DATA / "telepathy_entities.json")
     assert len(tasks) == len(entities) == 401
     assert tasks[0].hidden["names"] == ["Albert Einstein"] and tasks[0].hidden["attributes"] is None
     assert tasks[0].hidden["category"] == "famous_person"
-    rows = TelepathyEnv.from_userrl(DATA / "telepathy_train.parquet")
+    rows = TelepathyEnv.from_userrl(USERRL_DATA / "telepathy_train.parquet")
     assert len(rows) == 360
     assert rows[0].hidden["names"] == ["Da Vinci's The Last Supper", "The Last Supper"]
     assert "TelepathyGym" in rows[0].messages[0]["content"]

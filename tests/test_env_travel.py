@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ast
 import json
-from pathlib import Path
 
 import pytest
+from fixtures import USERRL_DATA
 
 from infopo.envs import ENVIRONMENTS
 from infopo.envs.data import read_records
@@ -14,7 +14,6 @@ from infopo.envs.llm import LLMClient, LLMConfig
 from infopo.envs.semantic import SemanticMatcher
 from infopo.envs.travel import TravelEnv, from_userrl, load_tasks, make_task, satisfies, to_userrl
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "userrl"
 DOWN = LLMConfig(base_url="http://127.0.0.1:9/v1", model="m", timeout_s=1, max_retries=1, backoff_s=0)
 
 
@@ -193,8 +192,8 @@ def test_turn_limit_ends_the_episode() -> None:
 
 
 def test_userrl_parquet_loads_and_round_trips() -> None:
-    rows = read_records(DATA / "travel22_train.parquet")
-    tasks = from_userrl(DATA / "travel22_train.parquet")
+    rows = read_records(USERRL_DATA / "travel22_train.parquet")
+    tasks = from_userrl(USERRL_DATA / "travel22_train.parquet")
     assert len(tasks) == len(rows) == 570
     for row, task in zip(rows, tasks, strict=True):
         original, back = row["reward_model"], to_userrl(task)

@@ -19,6 +19,7 @@ import yaml
 
 from infopo.core.advantages import ADVANTAGE_ESTIMATORS
 from infopo.core.policy_loss import KL_ESTIMATORS, LOSS_AGGREGATIONS
+from infopo.envs import ENVIRONMENTS
 from infopo.training.trackers import TRACKER_NAMES
 
 
@@ -99,6 +100,7 @@ class TrainConfig:
         if self.dual_clip is not None and self.dual_clip <= 1:
             raise ConfigError(f"dual_clip must be > 1 or null, got {self.dual_clip}")
         for key, registry in [
+            ("env", ENVIRONMENTS),
             ("advantage", ADVANTAGE_ESTIMATORS),
             ("loss_aggregation", LOSS_AGGREGATIONS),
             ("kl_estimator", KL_ESTIMATORS),

@@ -72,6 +72,8 @@ class ActionScorer(nn.Module):
 def load_policy(config: TrainConfig) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """The model named by config.model ("embedded" or a local directory), LoRA-wrapped if asked."""
     path = prepare_embedded_model() if config.model == "embedded" else Path(config.model)
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"model: {config.model!r} is neither 'embedded' nor a Hugging Face model directory")
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
     return model, tokenizer
