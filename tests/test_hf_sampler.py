@@ -67,3 +67,9 @@ def test_the_models_own_generation_defaults_do_not_leak_in() -> None:
     config.do_sample, config.top_k, config.repetition_penalty, config.no_repeat_ngram_size = True, 1, 5.0, 1
     assert sampler.sample(contexts, seeds, sampling) == clean
     assert sampler.model.generation_config is config  # and the model keeps its own afterwards
+
+
+@pytest.mark.parametrize("bad", [{"temperature": 0.0}, {"top_p": 0.0}, {"top_p": 1.5}, {"max_new_tokens": 0}])
+def test_sampling_settings_are_checked(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        SamplingConfig(**bad)  # type: ignore[arg-type]

@@ -34,6 +34,12 @@ class SamplingConfig:
     temperature: float = 1.0
     top_p: float = 1.0
 
+    def __post_init__(self) -> None:
+        if min(self.group_size, self.max_turns, self.max_new_tokens) < 1:
+            raise ValueError(f"group_size, max_turns and max_new_tokens must be >= 1: {self}")
+        if self.temperature <= 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"temperature must be > 0 and top_p in (0, 1]: {self}")
+
 
 class Sampler(Protocol):
     """A generation backend (Hugging Face `generate`, vLLM): one turn for a batch of contexts."""

@@ -44,7 +44,14 @@ def merged_weights(policy: nn.Module) -> Iterator[tuple[str, Tensor]]:
 class VLLMSampler:
     """The engine's sampler on an in-process `vllm.LLM` loaded from `model_path`."""
 
-    def __init__(self, model_path: str | Path, eot_id: int, gpu_memory_utilization: float, seed: int) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        eot_id: int,
+        gpu_memory_utilization: float,
+        seed: int,
+        dtype: str = "auto",
+    ) -> None:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the model must live in this process
         try:
             import vllm
@@ -58,6 +65,7 @@ class VLLMSampler:
             model=str(model_path),
             gpu_memory_utilization=gpu_memory_utilization,
             seed=seed,
+            dtype=dtype,
             enable_prefix_caching=True,
         )
 

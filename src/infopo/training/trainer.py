@@ -152,12 +152,16 @@ class Trainer:
             return HFSampler(self.policy, eot, pad if pad is not None else eot)
         from infopo.rollout.vllm_sampler import VLLMSampler
 
+        if self.accelerator.num_processes > 1:
+            raise ConfigError("rollout_engine: vllm runs in a single process for now; use rollout_engine: hf")
         if self.config.model != "embedded" and not Path(self.config.model).is_dir():
             raise ConfigError(
                 f"rollout_engine: vllm loads the model from a directory; {self.config.model!r} is not one"
             )
         path = prepare_embedded_model() if self.config.model == "embedded" else Path(self.config.model)
-        return VLLMSampler(path, eot, self.config.vllm_gpu_memory_utilization, self.config.seed)
+        return VLLMSampler(
+            path, eot, self.config.vllm_gpu_memory_utilization, self.config.seed, dtype=self.config.dtype
+        )
 
     # ----------------------------------------------------------------------------------------------- data
 
