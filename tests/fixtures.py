@@ -10,6 +10,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from infopo.envs.base import Environment, Task
 from infopo.rollout import ChatMarkers, Trajectory, TrajectoryBuilder
 
 # ChatML as SmolLM2-Instruct renders it: a default system turn when the conversation has none.
@@ -124,3 +125,15 @@ def random_trajectory(
         feedback = None if last else ("" if rng.random() < 0.1 else random_text(rng, 1, 25))
         builder.add_turn(action, feedback, reward=rng.choice([0.0, 0.5, 1.0]))
     return builder.build()
+
+
+def play(env: Environment, task: Task, actions: list[str]) -> float:
+    """Reset `env` on `task`, send `actions` until the episode ends; the summed step rewards."""
+    env.reset(task)
+    total = 0.0
+    for action in actions:
+        result = env.step(action)
+        total += result.reward
+        if result.done:
+            break
+    return total

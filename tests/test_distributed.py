@@ -3,7 +3,6 @@ same global batch, for full fine-tuning with InfoPO and for LoRA with a KL term 
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from toy import logged_metrics
 
 HERE = Path(__file__).parent
 SCRIPT = HERE / "run_distributed_steps.py"
@@ -30,11 +30,6 @@ def _run(command: list[str], output: Path) -> None:
     assert (output / "params.pt").is_file()
 
 
-def _metrics(output: Path) -> list[dict[str, float]]:
-    rows = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if not k.startswith(("time_", "tokens_per"))} for row in rows]
-
-
 @pytest.mark.parametrize("variant", ["full-infopo", "lora-grpo-kl"])
 def test_two_processes_make_the_update_of_one(tmp_path: Path, variant: str) -> None:
     alone, pair = tmp_path / "alone", tmp_path / "pair"
@@ -51,7 +46,7 @@ def test_two_processes_make_the_update_of_one(tmp_path: Path, variant: str) -> N
     for name in one:  # Adam's first steps move each weight by ~lr: float-level gradient noise stays tiny
         torch.testing.assert_close(two[name], one[name], rtol=0, atol=moved * 1e-2, msg=name)
 
-    first, second = _metrics(alone), _metrics(pair)
+    first, second = logged_metrics(alone), logged_metrics(pair)
     assert [row["step"] for row in first] == [row["step"] for row in second] == [0, 1]
     for a, b in zip(first, second, strict=True):
         assert a.keys() == b.keys()

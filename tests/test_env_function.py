@@ -7,7 +7,7 @@ import random
 from fractions import Fraction
 
 import pytest
-from fixtures import USERRL_DATA
+from fixtures import USERRL_DATA, play
 
 from infopo.envs import ENVIRONMENTS
 from infopo.envs.function import (
@@ -26,17 +26,6 @@ from infopo.envs.llm import LLMClient, LLMConfig
 
 PROBES = [(1, 2, 3, 4), (-3, 5, 7, -2), (6, -1, 2, 9)]
 DOWN = LLMConfig(base_url="http://127.0.0.1:9/v1", model="m", timeout_s=1, max_retries=1, backoff_s=0)
-
-
-def play(env: FunctionEnv, task, actions: list[str]) -> float:
-    env.reset(task)
-    total = 0.0
-    for action in actions:
-        result = env.step(action)
-        total += result.reward
-        if result.done:
-            break
-    return total
 
 
 def oracle_actions(task) -> list[str]:

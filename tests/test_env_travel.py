@@ -6,7 +6,7 @@ import ast
 import json
 
 import pytest
-from fixtures import USERRL_DATA
+from fixtures import USERRL_DATA, play
 
 from infopo.envs import ENVIRONMENTS
 from infopo.envs.data import read_records
@@ -50,17 +50,6 @@ def constructed_task():
 
 def max_score(task) -> float:
     return sum(0.8 * len(a["preferences"]) + 1.0 for a in task.hidden["aspects"])
-
-
-def play(env: TravelEnv, task, actions: list[str]) -> float:
-    env.reset(task)
-    total = 0.0
-    for action in actions:
-        result = env.step(action)
-        total += result.reward
-        if result.done:
-            break
-    return total
 
 
 def oracle_actions(task) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -11,7 +10,7 @@ import time
 from pathlib import Path
 
 import torch
-from toy import toy_config, toy_trainer
+from toy import logged_metrics, toy_config, toy_trainer
 
 from infopo.training.trainer import _right_pad
 
@@ -61,12 +60,6 @@ def _run(output: Path, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, str(HERE / "run_toy_training.py"), str(output), *extra], env=env)
 
 
-def _metrics(output: Path) -> list[dict[str, float]]:
-    rows = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
-    drop = ("time_", "tokens_per_second")
-    return [{k: v for k, v in row.items() if not k.startswith(drop)} for row in rows]
-
-
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert _run(straight).wait(timeout=300) == 0
@@ -78,9 +71,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> No
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
-    assert len(_metrics(killed)) < len(_metrics(straight))
+    assert len(logged_metrics(killed)) < len(logged_metrics(straight))
     assert _run(killed, "--resume").wait(timeout=300) == 0
-    assert _metrics(killed) == _metrics(straight)
+    assert logged_metrics(killed) == logged_metrics(straight)
 
 
 def test_each_pass_over_the_data_visits_every_task_once(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
@@ -149,3 +151,10 @@ def teach_copying(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, s
         (answer_loss + first_loss).backward()
         optimizer.step()
         schedule.step()
+
+
+def logged_metrics(output: Path) -> list[dict[str, float]]:
+    """The rows of a run's metrics.jsonl without the wall-clock ones (time_*, tokens_per_second)."""
+    rows = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    wall_clock = ("time_", "tokens_per_second")
+    return [{k: v for k, v in row.items() if not k.startswith(wall_clock)} for row in rows]
