@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar, Literal
 
 import pytest
 import torch
 from fixtures import tiny_model, tiny_tokenizer
 
-from infopo.rollout.engine import SamplingConfig, episode_seed
+from infopo.envs.base import Environment, StepResult, Task
+from infopo.rollout.engine import SamplingConfig, episode_seed, generate_rollouts
 from infopo.rollout.hf_sampler import HFSampler, RowSeededSampling, nucleus_mask
 
 
@@ -73,3 +75,118 @@ def test_the_models_own_generation_defaults_do_not_leak_in() -> None:
 def test_sampling_settings_are_checked(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must be"):
         SamplingConfig(**bad)  # type: ignore[arg-type]
+
+
+class RecordLogits:
+    """A pass-through processor that keeps the (B, V) logits of every decoding step."""
+
+    def __init__(self) -> None:
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.steps.append(scores.clone())
+        return scores
+
+
+def _conversation(sampler: HFSampler, turns: int, greedy: bool) -> tuple[list[list[int]], list[torch.Tensor]]:
+    """`turns` turns of the _sampler() contexts, each answered with a feedback text of its own length;
+    the final contexts and the logits of every step."""
+    tokenizer = tiny_tokenizer()
+    contexts = [tokenizer.encode(text) for text in ("hello there", "a much longer context, to pad", "x")]
+    recorder = RecordLogits()
+    for turn in range(turns):
+        seeds = [episode_seed(3, f"g{i}", 0, turn) for i in range(len(contexts))]
+        rows = [] if greedy else [RowSeededSampling(seeds, 1.0, 1.0, torch.device("cpu"))]
+        actions = sampler.generate(contexts, [recorder, *rows], 6)
+        feedback = [tokenizer.encode(" ok" * (i + turn + 1)) for i in range(len(contexts))]
+        contexts = [c + a + f for c, a, f in zip(contexts, actions, feedback, strict=True)]
+    return contexts, recorder.steps
+
+
+@pytest.mark.parametrize("greedy", [True, False])
+def test_kv_reuse_samples_what_re_prefilling_samples(greedy: bool) -> None:
+    """Kept caches (new tokens prefilled only) give the tokens of full re-prefilling, and the logits to
+    float rounding (1e-5: the same sums in another order); the second turn on reuses kept tokens."""
+    cached, _ = _sampler()
+    fresh = HFSampler(cached.model, cached.eot_id, cached.pad_id, reuse_cache=False)
+    got, got_logits = _conversation(cached, 4, greedy)
+    expected, expected_logits = _conversation(fresh, 4, greedy)
+    assert got == expected
+    for a, b in zip(got_logits, expected_logits, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    assert cached.stats.reused > cached.stats.prefilled / 2 and fresh.stats.reused == 0
+    assert cached.stats.prefilled + cached.stats.reused == fresh.stats.prefilled
+
+
+def test_kv_reuse_keeps_rows_independent_of_their_batch() -> None:
+    sampler, contexts = _sampler()
+    sampling = SamplingConfig(max_new_tokens=5)
+    together = [list(c) for c in contexts]
+    alone = [[list(c)] for c in contexts]
+    solo = [HFSampler(sampler.model, sampler.eot_id, sampler.pad_id) for _ in contexts]
+    for turn in range(3):
+        seeds = [episode_seed(1, f"g{i}", 0, turn) for i in range(len(contexts))]
+        actions = sampler.sample(together, seeds, sampling)
+        for i, one in enumerate(solo):
+            assert one.sample(alone[i], [seeds[i]], sampling) == [actions[i]]
+            alone[i] = [alone[i][0] + actions[i] + [5] * (i + 1)]
+        together = [c + a + [5] * (i + 1) for i, (c, a) in enumerate(zip(together, actions, strict=True))]
+    assert sampler.stats.reused > 0
+
+
+def test_kept_caches_are_dropped_when_the_weights_change() -> None:
+    sampler, contexts = _sampler()
+    first = sampler.generate(contexts, [], 4)
+    contexts = [c + a + [7, 8] for c, a in zip(contexts, first, strict=True)]
+    with torch.no_grad():
+        next(sampler.model.parameters()).mul_(1.5)  # an optimizer step, in place
+    reused = sampler.stats.reused
+    changed = sampler.generate(contexts, [], 4)
+    assert sampler.stats.reused == reused  # nothing was reused
+    assert changed == HFSampler(sampler.model, sampler.eot_id, sampler.pad_id).generate(contexts, [], 4)
+
+
+def test_the_merged_lora_copy_samples_what_the_adapter_samples() -> None:
+    from peft import LoraConfig, get_peft_model
+
+    base, contexts = _sampler()
+    policy = get_peft_model(base.model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    before = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    merged = HFSampler(policy, base.eot_id, base.pad_id)
+    through = HFSampler(policy, base.eot_id, base.pad_id, merge_lora=False)
+    sampling = SamplingConfig(max_new_tokens=8)
+    for _ in range(2):  # the second time, after the adapter moved
+        with torch.no_grad():
+            for name, param in policy.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0, 0.5)
+        merged.update_weights(policy)
+        through.update_weights(policy)
+        assert merged.model is not policy and through.model is policy
+        assert merged.sample(contexts, [1, 2, 3], sampling) == through.sample(contexts, [1, 2, 3], sampling)
+    for name, param in policy.named_parameters():  # the training weights were never merged in place
+        assert "lora_B" in name or torch.equal(param, before[name])
+
+
+class Echo(Environment):
+    """Answers every action with the same sentence until the turn limit."""
+
+    score_mode: ClassVar[Literal["sum", "final"]] = "sum"
+
+    def reset(self, task: Task) -> list[dict[str, str]]:
+        return list(task.messages)
+
+    def step(self, action: str) -> StepResult:
+        return StepResult("fine, go on", 0.0, False)
+
+
+def test_rollouts_with_kept_caches_equal_rollouts_without_and_free_them() -> None:
+    tokenizer = tiny_tokenizer()
+    sampler, _ = _sampler()
+    fresh = HFSampler(sampler.model, sampler.eot_id, sampler.pad_id, reuse_cache=False)
+    tasks = [Task(f"t{i}", "echo", [{"role": "user", "content": "hello " * (i + 1)}]) for i in range(2)]
+    sampling = SamplingConfig(group_size=3, max_turns=4, max_new_tokens=5)
+    got = generate_rollouts(sampler, tokenizer, tasks, Echo, sampling, seed=0)
+    expected = generate_rollouts(fresh, tokenizer, tasks, Echo, sampling, seed=0)
+    assert [t.input_ids for t in got] == [t.input_ids for t in expected]
+    assert sampler.stats.reused > 0 and sampler.kept == []  # the engine released them at the end

@@ -8,11 +8,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 import torch
 from toy import logged_metrics, toy_config, toy_trainer
 
-from infopo.training.trainer import _right_pad
+from infopo.training.trainer import _right_pad, micro_batches
 
 HERE = Path(__file__).parent
 
@@ -94,3 +96,44 @@ def test_a_step_reports_its_phases(tmp_path: Path) -> None:
     assert phases[0] == "rollout turn 1/2, 64 active"
     assert phases[1].startswith("rollout turn 2/2, ") and int(phases[1].split(", ")[1].split()[0]) < 64
     assert phases[2:] == ["scoring with information gain", "update"]
+
+
+def test_micro_batches_partition_the_batch_longest_first() -> None:
+    lengths = [5, 90, 12, 60, 61, 7, 33]
+    groups = micro_batches(lengths, 3)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    assert [[lengths[i] for i in g] for g in groups] == [[90, 61, 60], [33, 12, 7], [5]]
+
+
+def test_the_update_does_not_depend_on_the_micro_batch_grouping(tmp_path: Path) -> None:
+    """Sorted, per-group padded micro-batches accumulate the gradient of the whole batch at once."""
+    gradients = {}
+    for size in (3, 64):
+        trainer = toy_trainer(toy_config(output_dir=str(tmp_path / str(size)), micro_batch_size=size))
+        step = trainer.optimizer.step
+
+        def record(*args: Any, size: int = size, trainer: Any = trainer, step: Any = step) -> Any:
+            gradients[size] = {n: p.grad.clone() for n, p in trainer.policy.named_parameters()}
+            return step(*args)
+
+        trainer.optimizer.step = record
+        trainer.train_step()
+    for name, value in gradients[64].items():
+        torch.testing.assert_close(gradients[3][name], value, rtol=1e-4, atol=1e-6)
+
+
+def test_the_scoring_head_dtype_is_a_config_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import infopo.training.trainer as trainer_module
+
+    seen = []
+    original = trainer_module.score_packed
+
+    def score_packed(*args: Any, **kwargs: Any) -> Any:
+        scores = original(*args, **kwargs)
+        seen.append(scores.token_logprobs.dtype)
+        return scores
+
+    monkeypatch.setattr(trainer_module, "score_packed", score_packed)
+    for dtype in ("float32", "float64"):
+        toy_trainer(toy_config(output_dir=str(tmp_path / dtype), head_dtype=dtype)).train_step()
+    assert seen == [torch.float32, torch.float64]

@@ -20,7 +20,8 @@ from peft import LoraConfig, get_peft_model
 from toy import COLOURS, tiny_policy, toy_config, toy_trainer, word_tokenizer
 
 from infopo.rollout.engine import episode_seed
-from infopo.rollout.vllm_sampler import VLLMSampler, merged_weights
+from infopo.rollout.lora_weights import merged_weights
+from infopo.rollout.vllm_sampler import VLLMSampler
 
 
 class FakeLLM:

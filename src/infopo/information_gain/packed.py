@@ -160,7 +160,7 @@ def score_packed(
     dtype: torch.dtype = torch.float64,
 ) -> PackedScores:
     """Old log-probs of every action token and IG_t (docs/algorithm.md section 2) of every turn, one
-    forward per micro-batch of trajectories.
+    forward per micro-batch of trajectories (taken longest first, so that each pads little).
 
     dtype is the precision of the LM head and log-softmax (the model itself runs in its own dtype).
     With information_gain=False no branch is appended: this is the plain old-log-prob pass.
@@ -178,20 +178,23 @@ def score_packed(
         raise ValueError(f"{len(answers)} answers for {bsz} trajectories")
     answer_logp = torch.zeros(bsz, t_max + 1, dtype=dtype) if answers is not None else None
     counterfactual_logprobs: list[dict[int, Tensor]] = [{} for _ in trajectories]
+    packs, scored_branches, scored_answers = [], [], []
+    for b, trajectory in enumerate(trajectories):
+        trajectory.validate(rewards=False)
+        turns = turns_with_information_gain(trajectory) if information_gain else []
+        branches = [counterfactual_branch(trajectory, t, placeholder_ids, spec) for t in turns]
+        turn_ig_mask[b, turns] = True  # identical branches are not scored: their IG_t is exactly 0
+        scored_branches.append([branch for branch in branches if not branch.identical])
+        scored_answers.append(answer_branches(trajectory, answers[b]) if answers is not None else [])
+        packs.append(_pack(trajectory, scored_branches[-1] + scored_answers[-1]))
+    order = sorted(range(bsz), key=lambda b: -len(packs[b].ids))  # similar lengths share a micro-batch
     for first in range(0, bsz, micro_batch_size):
-        chunk = trajectories[first : first + micro_batch_size]
-        packs, scored_branches, scored_answers = [], [], []
-        for b, trajectory in enumerate(chunk, start=first):
-            trajectory.validate(rewards=False)
-            turns = turns_with_information_gain(trajectory) if information_gain else []
-            branches = [counterfactual_branch(trajectory, t, placeholder_ids, spec) for t in turns]
-            turn_ig_mask[b, turns] = True  # identical branches are not scored: their IG_t is exactly 0
-            scored_branches.append([branch for branch in branches if not branch.identical])
-            scored_answers.append(answer_branches(trajectory, answers[b]) if answers is not None else [])
-            packs.append(_pack(trajectory, scored_branches[-1] + scored_answers[-1]))
-        logps = _score_micro_batch(model, packs, padding_side, chunk_size, temperature, dtype)
-        results = zip(chunk, logps, scored_branches, scored_answers, strict=True)
-        for b, (trajectory, logp, branches, answer_parts) in enumerate(results, start=first):
+        chunk = order[first : first + micro_batch_size]
+        logps = _score_micro_batch(
+            model, [packs[b] for b in chunk], padding_side, chunk_size, temperature, dtype
+        )
+        for b, logp in zip(chunk, logps, strict=True):
+            trajectory, branches, answer_parts = trajectories[b], scored_branches[b], scored_answers[b]
             actions = torch.tensor(trajectory.loss_mask, dtype=torch.bool)
             cursor = int(actions.sum())
             token_logprobs[b, : len(actions)][actions] = logp[:cursor]

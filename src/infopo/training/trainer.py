@@ -156,6 +156,14 @@ def _right_pad(trajectories: list[Trajectory], pad_id: int) -> tuple[Tensor, Ten
     return ids, attention, actions
 
 
+def micro_batches(lengths: list[int], size: int) -> list[list[int]]:
+    """Indices of sequences grouped `size` at a time, longest first: each group is padded only to its own
+    longest sequence, so the update's padding waste is small (the groups partition the batch, so the
+    accumulated gradient is the same up to float rounding)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
 class Trainer:
     """Owns the policy, optimizer, environment tasks and the run directory."""
 
@@ -280,6 +288,7 @@ class Trainer:
             temperature=config.temperature,
             information_gain=uses_ig,
             answers=self._answers(tasks, trajectories) if config.advantage == "igpo" else None,
+            dtype=getattr(torch, config.head_dtype),
         )
         scored = time.perf_counter()
         batch, turn_ig, turn_ig_mask, answer_logp, offset = self._gather(trajectories, scores)
@@ -412,31 +421,31 @@ class Trainer:
         average divides out again, times `weight`."""
         config, world = self.config, self.accelerator.num_processes
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ids, attention, actions = _right_pad(trajectories, pad)
-        width = ids.shape[1]
-        old_logp, advantages = old_logp[:, :width].float(), advantages[:, :width].float()
+        parts = []
+        for rows in micro_batches([len(tr.input_ids) for tr in trajectories], config.micro_batch_size):
+            ids, attention, actions = _right_pad([trajectories[i] for i in rows], pad)
+            width = ids.shape[1]
+            parts.append(
+                (ids, attention, actions, old_logp[rows, :width].float(), advantages[rows, :width].float())
+            )
         total_tokens, total_seqs = sum(sum(tr.loss_mask) for tr in batch), len(batch)
-        starts = range(0, len(trajectories), config.micro_batch_size)
         sums: dict[str, float] = {}
         before = self._snapshot() if config.ppo_epochs > 1 else None
         for epoch in range(config.ppo_epochs):
-            for first in starts:
-                part = slice(first, first + config.micro_batch_size)
-                last = first == starts[-1]  # gradients are all-reduced once, on the last backward
+            for k, (ids, attention, actions, old, adv) in enumerate(parts):
+                last = k == len(parts) - 1  # gradients are all-reduced once, on the last backward
                 with contextlib.nullcontext() if last else self.accelerator.no_sync(self.scorer):
-                    loss, metrics = self.micro_batch_loss(
-                        ids[part], attention[part], actions[part], old_logp[part], advantages[part]
-                    )
+                    loss, metrics = self.micro_batch_loss(ids, attention, actions, old, adv)
                     bad = torch.tensor([float(not torch.isfinite(loss))], device=self.accelerator.device)
                     if float(self.accelerator.reduce(bad, "sum")) > 0:  # every process takes the same branch
                         self._rollback(before)
-                        raise NonFiniteUpdate(f"a non-finite loss (PPO epoch {epoch}, micro-batch {first})")
-                    token_share = int(actions[part].sum()) / total_tokens
+                        raise NonFiniteUpdate(f"a non-finite loss (PPO epoch {epoch}, micro-batch {k})")
+                    token_share = int(actions.sum()) / total_tokens
                     token_share *= weight
                     share = (
                         token_share
                         if config.loss_aggregation == "token-mean"
-                        else actions[part].shape[0] / total_seqs * weight
+                        else actions.shape[0] / total_seqs * weight
                     )
                     self.accelerator.backward(loss * share * world)
                 for key, value in metrics.items():
