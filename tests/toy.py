@@ -40,9 +40,10 @@ COLOURS = ["red", "blue", "green", "yellow", "black", "white"]
 COLOURS += ["pink", "grey", "brown", "orange", "violet", "cyan"]
 
 
-def word_tokenizer() -> PreTrainedTokenizerFast:
-    """Word-level: one id per word or punctuation mark; '<eot>' closes a turn."""
-    vocab = {w: i for i, w in enumerate(SPECIALS + WORDS + COLOURS)}
+def word_tokenizer(words: list[str] | None = None) -> PreTrainedTokenizerFast:
+    """Word-level: one id per word or punctuation mark; '<eot>' closes a turn. `words` replaces the
+    clarify task's vocabulary (WORDS + COLOURS)."""
+    vocab = {w: i for i, w in enumerate(SPECIALS + (WORDS + COLOURS if words is None else words))}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
     backend.add_special_tokens(SPECIALS)
     backend.normalizer = normalizers.Lowercase()

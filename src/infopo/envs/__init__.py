@@ -7,6 +7,7 @@ from infopo.envs import (  # noqa: F401  (registers them)
     intention,
     persuasion,
     search,
+    slots,
     sokoban,
     tau,
     tau2_bench,
