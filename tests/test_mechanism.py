@@ -73,8 +73,9 @@ def steps_to_success(method: str, seed: int) -> int:
 
 def test_infopo_reaches_80_percent_success_in_fewer_steps_than_grpo() -> None:
     """Over the experiment's 10 seeds, InfoPO reached 80% 9.6 +- 9.4 steps (95% t-interval of the paired
-    difference) before GRPO, faster in 8 seeds and slower in 1 (by 6 steps). Asserted here on seeds 0 to 3 (leads 8, 30, 0, 6):
-    a mean lead of at least 5 steps, and no seed in which InfoPO trails by more than that one slow seed."""
+    difference) before GRPO, faster in 8 seeds and slower in 1 (by 6 steps). Asserted here on seeds 0 to 3
+    (leads 8, 30, 0 and 6 there): a mean lead of at least 5 steps, and no seed in which InfoPO trails by
+    more than that one slow seed."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the experiment's setting: float reductions, hence rollouts, match it
     try:
