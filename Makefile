@@ -45,7 +45,7 @@ chromium:
 		|| echo "chromium could not be installed: the browser test will be skipped"
 
 test-main: $(STAMP) $(TAU2_STAMP) model chromium
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks experiments
 	$(PY) -m pytest -q
 
 # The scale-out integrations, each in its own environment (docs/scale-out.md).
@@ -87,8 +87,8 @@ test-vllm: $(VLLM_VENV)/.installed model
 	OMP_NUM_THREADS=1 $(VLLM_VENV)/bin/python -m pytest -q tests/test_vllm_engine.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks experiments
+	$(VENV)/bin/ruff format --check src tests benchmarks experiments
 
 # Every benchmark (docs/benchmarks.md, docs/performance.md); the step and rollout ones compare against the
 # commit BASELINE, checked out in a temporary worktree.

@@ -241,10 +241,11 @@ def figure(runs: dict[str, dict[int, Run]], title: str, path: Path) -> None:
     ]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     for ax, (key, label) in zip(axes.flat, panels, strict=True):
-        for method, method_runs in runs.items():
+        for i, (method, method_runs) in enumerate(runs.items()):
             mean, low, high = band([smoothed(v) for v in series(method_runs, key)])
             steps = range(len(mean))
-            (line,) = ax.plot(steps, mean, label=method, lw=1.2)
+            style = ("-", "--", "-.", ":")[i % 4]  # methods whose curves coincide stay visible
+            (line,) = ax.plot(steps, mean, label=method, lw=1.2, ls=style)
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15)
         ax.set_title(label)
         ax.set_ylim(0, 1)
