@@ -23,16 +23,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from infopo.envs.actions import format_help, parse_action, strip_reasoning
-from infopo.envs.base import ENVIRONMENTS, Environment, StepResult, Task
+from infopo.envs.base import ENVIRONMENTS, StepResult, Task
 from infopo.envs.data import read_asset, read_records
 from infopo.envs.llm import (
     USER_SIMULATOR_PROMPT,
     LLMConfig,
     SimulatorUnavailable,
     failed_step,
-    simulator_client,
 )
 from infopo.envs.semantic import SemanticMatcher, lexical_similarity
+from infopo.envs.simulated import SimulatedUserEnv
 from infopo.sandbox import CallOutcome, Limits, reprs_match, run_calls
 
 CHOICES = ("action", "answer")
@@ -261,7 +261,7 @@ def _record_id(record: dict[str, Any]) -> str:
 
 
 @ENVIRONMENTS.register("colbench")
-class ColBenchEnv(Environment):
+class ColBenchEnv(SimulatedUserEnv):
     """Collaborative backend coding; one terminal reward in [0, 1], the hidden-test pass rate."""
 
     score_mode = "sum"
@@ -277,12 +277,10 @@ class ColBenchEnv(Environment):
         max_chars: int = 8000,
         limits: Limits | None = None,
     ) -> None:
-        self.max_turns = max_turns
-        self.client = simulator_client(simulator, llm)
-        self.matcher = matcher or SemanticMatcher()
-        self.max_chars = max_chars
+        super().__init__(
+            max_turns=max_turns, simulator=simulator, llm=llm, matcher=matcher, max_chars=max_chars
+        )
         self.limits = limits or Limits()
-        self.task: Task | None = None
 
     # -- tasks -----------------------------------------------------------------------------------------
     @classmethod

@@ -319,7 +319,6 @@ class FunctionEnv(Environment):
         llm: LLMConfig | None = None,
         max_turns: int = 16,
     ) -> None:
-        self.simulator = simulator
         self.client = simulator_client(simulator, llm)
         self.max_turns = max_turns
         self.task: Task | None = None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from infopo.envs.actions import Action, format_help, parse_action
-from infopo.envs.base import ENVIRONMENTS, Environment, StepResult, Task
+from infopo.envs.base import ENVIRONMENTS, StepResult, Task
 from infopo.envs.data import read_asset, read_records
 from infopo.envs.llm import (
     JUDGE_PROMPT,
@@ -24,9 +24,9 @@ from infopo.envs.llm import (
     LLMConfig,
     SimulatorUnavailable,
     failed_step,
-    simulator_client,
 )
 from infopo.envs.semantic import SemanticMatcher
+from infopo.envs.simulated import SimulatedUserEnv
 
 IMPORTANCE_REWARD = {3: 1.0, 2: 0.7, 1: 0.4}
 EXTRA_DETAIL_PENALTY = 0.2
@@ -105,7 +105,7 @@ def _details_from_in3(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @ENVIRONMENTS.register("intention")
-class IntentionEnv(Environment):
+class IntentionEnv(SimulatedUserEnv):
     """Vague request with hidden missing details; the user answers the details a question covers."""
 
     score_mode = "sum"
@@ -120,13 +120,10 @@ class IntentionEnv(Environment):
         cover_threshold: float | None = None,
         max_chars: int = 4000,
     ) -> None:
-        self.max_turns = max_turns
-        self.simulator = simulator
-        self.client = simulator_client(simulator, llm)
-        self.matcher = matcher or SemanticMatcher()
+        super().__init__(
+            max_turns=max_turns, simulator=simulator, llm=llm, matcher=matcher, max_chars=max_chars
+        )
         self.cover_threshold = cover_threshold
-        self.max_chars = max_chars
-        self.task: Task | None = None
 
     # -- tasks -----------------------------------------------------------------------------------------
     @classmethod

@@ -15,20 +15,19 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from infopo.envs.actions import format_help, parse_action
-from infopo.envs.base import ENVIRONMENTS, Environment, StepResult, Task
+from infopo.envs.base import ENVIRONMENTS, StepResult, Task
 from infopo.envs.data import create_kwargs, read_asset, read_records
 from infopo.envs.llm import (
     USER_SIMULATOR_PROMPT,
     LLMClient,
-    LLMConfig,
     SimulatorUnavailable,
     failed_step,
-    simulator_client,
 )
-from infopo.envs.semantic import STOPWORDS, SemanticMatcher, lexical_similarity, tokens
+from infopo.envs.semantic import STOPWORDS, lexical_similarity, tokens
+from infopo.envs.simulated import SimulatedUserEnv
 
 CHOICES = ("action", "answer")  # "action" is the documented move; UserRL's prompt uses "answer"
 PROMPTS: dict[str, Any] = read_asset("persuasion/prompts.yaml")
@@ -384,25 +383,10 @@ class _Point:
 
 
 @ENVIRONMENTS.register("persuasion")
-class PersuasionEnv(Environment):
+class PersuasionEnv(SimulatedUserEnv):
     """Persuade a persona to disagree with a claim; step reward = stance levels gained / 6."""
 
     score_mode = "sum"
-
-    def __init__(
-        self,
-        *,
-        max_turns: int = 16,
-        simulator: Literal["offline", "llm"] = "offline",
-        llm: LLMConfig | None = None,
-        matcher: SemanticMatcher | None = None,
-        max_chars: int = 4000,
-    ) -> None:
-        self.max_turns = max_turns
-        self.client = simulator_client(simulator, llm)
-        self.matcher = matcher or SemanticMatcher()
-        self.max_chars = max_chars
-        self.task: Task | None = None
 
     # -- tasks -----------------------------------------------------------------------------------------
     @classmethod

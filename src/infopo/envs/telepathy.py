@@ -10,21 +10,20 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from infopo.envs.actions import Action, format_help, parse_action
-from infopo.envs.base import ENVIRONMENTS, Environment, StepResult, Task
+from infopo.envs.base import ENVIRONMENTS, StepResult, Task
 from infopo.envs.data import read_asset, read_records
 from infopo.envs.llm import (
     JUDGE_PROMPT,
     USER_SIMULATOR_PROMPT,
     LLMClient,
-    LLMConfig,
     SimulatorUnavailable,
     failed_step,
-    simulator_client,
 )
-from infopo.envs.semantic import SemanticMatcher, tokens
+from infopo.envs.semantic import tokens
+from infopo.envs.simulated import SimulatedUserEnv
 
 CHOICES = ("action", "answer")
 QUESTION_THRESHOLDS = {"embedding": 0.7, "lexical": 0.6}
@@ -35,6 +34,9 @@ SYSTEM_PROMPT = _PROMPTS["system"] + "\n\n" + format_help(CHOICES)
 
 # Attribute -> yes/no questions that ask about it.
 ATTRIBUTES: dict[str, list[str]] = read_asset("telepathy/attributes.yaml")
+# every phrasing of every attribute question, and the attribute each one asks about
+ATTRIBUTE_QUESTIONS = [q for questions in ATTRIBUTES.values() for q in questions]
+ATTRIBUTE_OF_QUESTION = [attr for attr, questions in ATTRIBUTES.items() for _ in questions]
 _PROFESSIONS = {"scientist", "artist", "leader", "athlete"}
 
 
@@ -105,28 +107,10 @@ def _userrl_entity(record: dict[str, Any]) -> dict[str, Any]:
 
 
 @ENVIRONMENTS.register("telepathy")
-class TelepathyEnv(Environment):
+class TelepathyEnv(SimulatedUserEnv):
     """Twenty-questions style guessing; 1 for a correct guess, which ends the episode."""
 
     score_mode = "sum"
-
-    def __init__(
-        self,
-        *,
-        max_turns: int = 16,
-        simulator: Literal["offline", "llm"] = "offline",
-        llm: LLMConfig | None = None,
-        matcher: SemanticMatcher | None = None,
-        max_chars: int = 4000,
-    ) -> None:
-        self.max_turns = max_turns
-        self.client = simulator_client(simulator, llm)
-        self.matcher = matcher or SemanticMatcher()
-        self.max_chars = max_chars
-        self.task: Task | None = None
-        phrasings = [(attr, q) for attr, qs in ATTRIBUTES.items() for q in qs]
-        self._attr_of = [attr for attr, _ in phrasings]
-        self._attr_questions = [q for _, q in phrasings]
 
     # -- tasks -----------------------------------------------------------------------------------------
     @classmethod
@@ -217,10 +201,10 @@ class TelepathyEnv(Environment):
         )
         if attributes is None and tokens(question) and tokens(question) <= known:
             return "Yes."
-        index, score = self.matcher.best_match(question, self._attr_questions)
+        index, score = self.matcher.best_match(question, ATTRIBUTE_QUESTIONS)
         if score < QUESTION_THRESHOLDS[self.matcher.backend]:
             return "Maybe."
-        attribute = self._attr_of[index]
+        attribute = ATTRIBUTE_OF_QUESTION[index]
         if attributes is not None:
             return "Yes." if attribute in attributes else "No."
         return "Yes." if tokens(attribute.replace("_", " ")) <= known else "Maybe."

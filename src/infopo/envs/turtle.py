@@ -15,21 +15,20 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from infopo.envs.actions import parse_action
-from infopo.envs.base import ENVIRONMENTS, Environment, StepResult, Task
+from infopo.envs.base import ENVIRONMENTS, StepResult, Task
 from infopo.envs.data import create_kwargs, read_asset, read_records
 from infopo.envs.llm import (
     JUDGE_PROMPT,
     USER_SIMULATOR_PROMPT,
     LLMClient,
-    LLMConfig,
     SimulatorUnavailable,
     failed_step,
-    simulator_client,
 )
-from infopo.envs.semantic import SemanticMatcher, tokens
+from infopo.envs.semantic import tokens
+from infopo.envs.simulated import SimulatedUserEnv
 
 CHOICES = ("action", "answer")
 # A question matches a text this similar to it, or one holding COVERAGE of its content words (stemmed).
@@ -287,27 +286,10 @@ def normalise_reply(reply: str) -> str:
 
 
 @ENVIRONMENTS.register("turtle")
-class TurtleEnv(Environment):
+class TurtleEnv(SimulatedUserEnv):
     """Lateral-thinking puzzles; rewards sum to the best answer score, and a score of 1 ends the episode."""
 
     score_mode = "sum"
-
-    def __init__(
-        self,
-        *,
-        max_turns: int = 16,
-        simulator: Literal["offline", "llm"] = "offline",
-        llm: LLMConfig | None = None,
-        matcher: SemanticMatcher | None = None,
-        max_chars: int = 4000,
-    ) -> None:
-        self.max_turns = max_turns
-        self.client = simulator_client(simulator, llm)
-        self.matcher = matcher or SemanticMatcher()
-        self.max_chars = max_chars
-        self.task: Task | None = None
-        self.turns = 0
-        self.best = 0.0
 
     # -- tasks -----------------------------------------------------------------------------------------
     @classmethod
