@@ -314,13 +314,19 @@ def main() -> None:
     for folder in args.folders:
         body += [*section(folder.resolve(), args.figures), ""]
     block = "\n".join([*body, END])
-    text = args.doc.read_text() if args.doc.is_file() else "# Results\n"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    replace_block(args.doc, BEGIN, END, block)
+    print(block)
+
+
+def replace_block(doc: Path, begin: str, end: str, block: str) -> None:
+    """Put `block` (which starts with `begin` and ends with `end`) in place of the text between those
+    markers in `doc`, or append it when they are absent."""
+    text = doc.read_text() if doc.is_file() else "# Results\n"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
-    args.doc.write_text(text)
-    print(block)
+    doc.write_text(text)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ SAVE_EVERY = 5
 COMMON = {"temperature": 0.7, "group_size": 8, "tasks_per_step": 4, "lr": 5e-4, "trajectory_samples": 8}
 SETTINGS: dict[str, dict[str, object]] = {
     "clarify": {"env": "clarify", "max_turns": 3, "max_new_tokens": 24, "steps": 40},
-    "intention": {"env": "intention", "max_turns": 3, "max_new_tokens": 32, "steps": 40},
+    "intention": {"env": "intention", "max_turns": 3, "max_new_tokens": 32, "steps": 30, "tasks_per_step": 2},
 }
 EVAL_SAMPLES = 2  # episodes per test task, sampled at the training temperature
 
