@@ -27,6 +27,18 @@ def smollm2_tokenizer(smollm2_path: Path):
     return AutoTokenizer.from_pretrained(smollm2_path)
 
 
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama of fixtures.py and its tokenizer, saved as a Hugging Face model directory."""
+    from fixtures import tiny_model, tiny_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = tiny_tokenizer()
+    tiny_model(len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture
 def server() -> Iterator[FakeServer]:
     """A loopback chat-completions server: set `.replies` (texts) and `.script` (failure modes)."""

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from fixtures import tiny_model, tiny_tokenizer
 
 from infopo.cli import main
 from infopo.envs import ENVIRONMENTS
@@ -29,15 +28,6 @@ METHODS = {
     "infopo-placeholder-block": "gate_mean",
     "infopo-placeholder-silent": "gate_mean",
 }
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-model")
-    tokenizer = tiny_tokenizer()
-    tiny_model(len(tokenizer)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def test_every_method_has_a_preset() -> None:

@@ -7,20 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from fixtures import tiny_model, tiny_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from infopo.cli import main
 from infopo.training.runs import policy_from_run
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-model")
-    tokenizer = tiny_tokenizer()
-    tiny_model(len(tokenizer)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def _train(model_dir: Path, out: Path, lora: bool) -> None:
