@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
@@ -46,6 +45,7 @@ from infopo.rollout.hf_sampler import HFSampler
 from infopo.rollout.trajectory import Trajectory
 from infopo.training.checkpoint import read_checkpoint, write_checkpoint
 from infopo.training.config import ConfigError, TrainConfig, dump_config
+from infopo.training.gather import gather_scores
 from infopo.training.metrics import MetricsLogger, rollout_metrics
 from infopo.training.samples import sample_indices, trajectory_record, write_samples
 from infopo.training.trackers import open_trackers
@@ -291,7 +291,9 @@ class Trainer:
             dtype=getattr(torch, config.head_dtype),
         )
         scored = time.perf_counter()
-        batch, turn_ig, turn_ig_mask, answer_logp, offset = self._gather(trajectories, scores)
+        batch, turn_ig, turn_ig_mask, answer_logp, offset = gather_scores(
+            trajectories, scores, self.accelerator.process_index
+        )
         timing = {"time_generation": generated - started, "time_scoring": scored - generated}
         problem = nonfinite_inputs(batch, turn_ig, turn_ig_mask)
         if problem is not None:
@@ -376,36 +378,6 @@ class Trainer:
         return [
             self.tokenizer.encode(truth[tr.task_id] or "", add_special_tokens=False) for tr in trajectories
         ]
-
-    def _gather(
-        self, trajectories: list[Trajectory], scores: PackedScores
-    ) -> tuple[list[Trajectory], Tensor, Tensor, Tensor | None, int]:
-        """The global batch (all processes' trajectories in rank order), its (B, T) IG and IG mask, its
-        (B, T + 1) IGPO answer log-probs (when scored), and where this process's trajectories start."""
-        rows = [
-            (
-                tr,
-                scores.turn_ig[b, : len(tr.turns)].tolist(),
-                scores.turn_ig_mask[b, : len(tr.turns)].tolist(),
-                None if scores.answer_logp is None else scores.answer_logp[b, : len(tr.turns) + 1].tolist(),
-            )
-            for b, tr in enumerate(trajectories)
-        ]
-        counts = gather_object([len(rows)])
-        everything = gather_object(rows)
-        batch = [tr for tr, _, _, _ in everything]
-        dtype = scores.turn_ig.dtype
-        ig = torch.zeros(len(batch), max(len(tr.turns) for tr in batch), dtype=dtype)
-        ig_mask = torch.zeros(ig.shape, dtype=torch.bool)
-        answer_logp = (
-            None if scores.answer_logp is None else torch.zeros(len(batch), ig.shape[1] + 1, dtype=dtype)
-        )
-        for b, (_, values, keep, answer) in enumerate(everything):
-            ig[b, : len(values)] = torch.tensor(values, dtype=dtype)
-            ig_mask[b, : len(keep)] = torch.tensor(keep, dtype=torch.bool)
-            if answer_logp is not None:
-                answer_logp[b, : len(answer)] = torch.tensor(answer, dtype=dtype)
-        return batch, ig, ig_mask, answer_logp, sum(counts[: self.accelerator.process_index])
 
     def _update(
         self,

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from accelerate.utils import gather_object
 from datasets import Dataset
 from torch import Tensor
 from trl import GRPOConfig, GRPOTrainer
@@ -35,6 +34,7 @@ from infopo.rollout.collate import advantage_inputs
 from infopo.rollout.engine import SamplingConfig, generate_rollouts
 from infopo.rollout.hf_sampler import HFSampler
 from infopo.rollout.trajectory import Trajectory
+from infopo.training.gather import gather_scores
 
 SCORE_KEY = "infopo_score"
 
@@ -190,34 +190,13 @@ class InfoPOTrainer(GRPOTrainer):
             )
         finally:
             policy.train(was_training)
-        rows = [
-            (
-                tr,
-                scores.turn_ig[b, : len(tr.turns)].tolist(),
-                scores.turn_ig_mask[b, : len(tr.turns)].tolist(),
-                None if scores.answer_logp is None else scores.answer_logp[b, : len(tr.turns) + 1].tolist(),
-            )
-            for b, tr in enumerate(trajectories)
-        ]
-        counts = gather_object([len(rows)])
-        everything = gather_object(rows)
-        batch = [row[0] for row in everything]
-        t_max = max(len(tr.turns) for tr in batch)
-        ig = torch.zeros(len(batch), t_max, dtype=torch.float64)
-        ig_mask = torch.zeros(ig.shape, dtype=torch.bool)
-        answer_logp = (
-            None if scores.answer_logp is None else torch.zeros(len(batch), t_max + 1, dtype=torch.float64)
+        batch, ig, ig_mask, answer_logp, offset = gather_scores(
+            trajectories, scores, self.accelerator.process_index
         )
-        for b, (_, values, flags, answer) in enumerate(everything):
-            ig[b, : len(values)] = torch.tensor(values, dtype=torch.float64)
-            ig_mask[b, : len(flags)] = torch.tensor(flags, dtype=torch.bool)
-            if answer_logp is not None:
-                answer_logp[b, : len(answer)] = torch.tensor(answer, dtype=torch.float64)
         options = dict(self.args.advantage_options)
         if advantage == "infopo":
             options["epoch"] = self.state.global_step
         estimate = compute_advantages(advantage, advantage_inputs(batch, ig, ig_mask, answer_logp), **options)
-        offset = sum(counts[: self.accelerator.process_index])
         return estimate.advantages[offset : offset + len(trajectories)], estimate
 
     def _answers(self, trajectories: list[Trajectory]) -> list[list[int]]:
