@@ -39,8 +39,15 @@ def test_sample_indices_spread_over_the_batch() -> None:
 
 
 def test_samples_hold_ig_counterfactuals_and_advantages(tmp_path: Path) -> None:
-    # beta0 = 0: IG is scored (and sampled) but the advantage is exactly the GRPO one, checkable by hand
-    trainer = _trainer(tmp_path, advantage="infopo", advantage_options={"beta0": 0.0}, trajectory_samples=6)
+    # beta0 = 0: IG is scored (and sampled) but the advantage is exactly the GRPO one, checkable by hand;
+    # a float64 head, so that IG_t and the sampled log-probs it is the mean of agree to 1e-9
+    trainer = _trainer(
+        tmp_path,
+        advantage="infopo",
+        advantage_options={"beta0": 0.0},
+        trajectory_samples=6,
+        head_dtype="float64",
+    )
     trainer.train_step()
     records = [
         json.loads(line)
