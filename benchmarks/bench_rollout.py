@@ -47,6 +47,7 @@ def old_sampler(baseline: Path) -> type:
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (dataclasses look their module up there)
     spec.loader.exec_module(module)
     return module.HFSampler
 

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
-from transformers import DynamicCache, LogitsProcessor
+from transformers import LogitsProcessor
+from transformers.cache_utils import Cache, DynamicLayer
 
 from infopo.rollout.engine import SamplingConfig, cut_at_end_of_turn
 from infopo.rollout.lora_weights import merged_weights
@@ -73,6 +75,34 @@ class KeptCache:
     layers: list[tuple[Tensor, Tensor]]
 
 
+class ReservedLayer(DynamicLayer):
+    """A cache layer that writes new keys and values into a buffer with room for `reserve` more tokens,
+    instead of concatenating the whole cache at every decoded token (O(context) copies per token)."""
+
+    def __init__(self, reserve: int) -> None:
+        super().__init__()
+        self.reserve, self.length = reserve, 0
+        self._keys = self._values = torch.empty(0)
+
+    def update(
+        self, key_states: Tensor, value_states: Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[Tensor, Tensor]:
+        new = key_states.shape[-2]
+        if not self.is_initialized or self.length + new > self._keys.shape[-2]:
+            shape = (*key_states.shape[:-2], self.length + new + self.reserve, key_states.shape[-1])
+            keys, values = key_states.new_empty(shape), value_states.new_empty(shape)
+            if self.is_initialized:
+                keys[..., : self.length, :] = self.keys
+                values[..., : self.length, :] = self.values
+            self._keys, self._values, self.is_initialized = keys, values, True
+            self.dtype, self.device = key_states.dtype, key_states.device
+        self._keys[..., self.length : self.length + new, :] = key_states
+        self._values[..., self.length : self.length + new, :] = value_states
+        self.length += new
+        self.keys, self.values = self._keys[..., : self.length, :], self._values[..., : self.length, :]
+        return self.keys, self.values
+
+
 @dataclass
 class CacheStats:
     """Tokens prefilled (run through the model as context) and reused from kept caches, since creation."""
@@ -87,7 +117,7 @@ class _Batch:
     """One call's rows laid out as [pad | kept cache | pad | new tokens]; `columns[i]`: row i's real
     cache columns in order (its tokens' keys, as the forward will store them)."""
 
-    cache: DynamicCache
+    cache: Cache
     ids: Tensor
     mask: Tensor
     positions: Tensor
@@ -155,8 +185,9 @@ class HFSampler:
                 best = kept
         return best
 
-    def _layout(self, contexts: list[list[int]], device: torch.device) -> _Batch:
-        """Re-batch the kept caches of `contexts` (if any) and their new tokens, both left-padded."""
+    def _layout(self, contexts: list[list[int]], device: torch.device, new_tokens: int) -> _Batch:
+        """Re-batch the kept caches of `contexts` (if any) and their new tokens, both left-padded, in a cache
+        with room for the new tokens and `new_tokens` generated ones."""
         found = [self._match(c) if self.reuse_cache else None for c in contexts]
         cached = [len(k.tokens) if k is not None else 0 for k in found]
         width_c = max(cached)
@@ -175,19 +206,19 @@ class HFSampler:
             columns.append(mask[i].nonzero().squeeze(1))
         self.stats.prefilled += sum(len(c) for c in contexts) - sum(cached)
         self.stats.reused += sum(cached)
-        cache = DynamicCache()
+        reserve = width_n + new_tokens
+        layers = [ReservedLayer(reserve) for _ in range(self.model.config.num_hidden_layers)]
         if width_c:
-            layers = []
             template = next(k for k in found if k is not None).layers
-            for layer, (key, value) in enumerate(template):
+            for n_layer, (key, value) in enumerate(template):
                 shape = (bsz, key.shape[0], width_c, key.shape[2])
-                keys, values = key.new_zeros(shape), value.new_zeros(shape)
+                keys, values = key.new_zeros(shape, device=device), value.new_zeros(shape, device=device)
                 for i, kept in enumerate(found):
                     if kept is not None:
-                        keys[i, :, width_c - cached[i] :] = kept.layers[layer][0]
-                        values[i, :, width_c - cached[i] :] = kept.layers[layer][1]
-                layers.append((keys.to(device), values.to(device)))
-            cache = DynamicCache(ddp_cache_data=layers)
+                        keys[i, :, width_c - cached[i] :] = kept.layers[n_layer][0]
+                        values[i, :, width_c - cached[i] :] = kept.layers[n_layer][1]
+                layers[n_layer].update(keys, values)
+        cache = Cache(layers=layers)
         return _Batch(cache, ids.to(device), mask.to(device), positions.to(device), columns)
 
     @torch.no_grad()
@@ -202,7 +233,7 @@ class HFSampler:
             self.release()
             self._weights_version = version
         self.stats.calls += 1
-        batch = self._layout(contexts, device)
+        batch = self._layout(contexts, device, max_new_tokens)
         cache = batch.cache
         mask, step_ids, positions = batch.mask, batch.ids, batch.positions
         generated = torch.zeros(len(contexts), 0, dtype=torch.long, device=device)
@@ -237,7 +268,7 @@ class HFSampler:
         contexts: list[list[int]],
         actions: list[list[int]],
         columns: list[Tensor],
-        cache: DynamicCache,
+        cache: Cache,
         context_width: int,
     ) -> None:
         """Keep, per row, the cache of its context and all but the last token of its action (those were
