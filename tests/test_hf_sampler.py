@@ -190,3 +190,16 @@ def test_rollouts_with_kept_caches_equal_rollouts_without_and_free_them() -> Non
     expected = generate_rollouts(fresh, tokenizer, tasks, Echo, sampling, seed=0)
     assert [t.input_ids for t in got] == [t.input_ids for t in expected]
     assert sampler.stats.reused > 0 and sampler.kept == []  # the engine released them at the end
+
+
+def test_reserved_layer_holds_what_concatenation_would() -> None:
+    """Writes into the reserved room, and grows past it, give the concatenated keys and values."""
+    from infopo.rollout.hf_sampler import ReservedLayer
+
+    layer = ReservedLayer(reserve=2)
+    parts = [torch.randn(2, 3, n, 4) for n in (3, 1, 1, 1, 2)]  # the third 1 overflows the reserve
+    for part in parts:
+        keys, values = layer.update(part, -part)
+    torch.testing.assert_close(keys, torch.cat(parts, dim=-2), rtol=0, atol=0)
+    torch.testing.assert_close(values, -torch.cat(parts, dim=-2), rtol=0, atol=0)
+    assert layer.get_seq_length() == 8
