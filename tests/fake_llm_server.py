@@ -24,6 +24,9 @@ class FakeServer:
     - `responder`: when set, answers every "ok" request from its body instead of `replies` (scripted
       agents and users that reply by content); None from it is an HTTP 500 answer;
     - `delay`: seconds every request waits before it is answered;
+    - `hold`: when set, requests wait (at most `delay` seconds) until `hold` of them are in flight at once,
+      and from then on none waits: a client that really sends `hold` requests concurrently reaches
+      `max_active >= hold` however slowly its threads get scheduled;
     - `max_active`: the most requests it was handling at the same time;
     - GET `/models` lists `models`.
     """
@@ -34,6 +37,8 @@ class FakeServer:
         self.requests: list[dict] = []
         self.responder: Callable[[dict], str | None] | None = None
         self.delay = 0.0
+        self.hold: int | None = None
+        self.held = threading.Condition()
         self.models = ["sim"]
         self.active = 0
         self.max_active = 0
@@ -63,6 +68,8 @@ class FakeServer:
                 with server.lock:
                     server.active += 1
                     server.max_active = max(server.max_active, server.active)
+                with server.held:
+                    server.held.notify_all()
                 try:
                     self._answer()
                 finally:
@@ -73,7 +80,11 @@ class FakeServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 request = {"path": self.path, "auth": self.headers.get("Authorization"), **body}
                 server.requests.append(request)
-                time.sleep(server.delay)
+                if server.hold is None:
+                    time.sleep(server.delay)
+                else:
+                    with server.held:
+                        server.held.wait_for(lambda: server.max_active >= server.hold, server.delay)
                 mode = server.script.pop(0) if server.script else "ok"
                 if mode == "sleep":
                     time.sleep(0.5)

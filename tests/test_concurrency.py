@@ -24,7 +24,7 @@ from infopo.evaluation.runner import EvalSettings, evaluate, prepare
 from infopo.rollout.builder import ChatMarkers
 from infopo.rollout.engine import SamplingConfig, generate_rollouts
 
-DELAY = 0.2
+HOLD, HOLD_TIMEOUT = 16, 5.0  # requests wait until 16 are in flight (fake_llm_server.py)
 _ENTITY = re.compile(r"The entity: ([^(]+) \(")
 
 
@@ -80,9 +80,9 @@ def test_engine_steps_environments_concurrently(server: FakeServer) -> None:
 
     one_by_one = rollouts(1)
     assert server.max_active == 1
-    server.delay = DELAY
+    server.hold, server.delay = HOLD, HOLD_TIMEOUT
     concurrent = rollouts(32)
-    assert server.max_active >= 16
+    assert server.max_active >= HOLD
     assert concurrent == one_by_one  # same trajectories, same order
     first = one_by_one[0]
     feedback = first.input_ids[first.turns[0].feedback_text.start : first.turns[0].feedback_text.end]
@@ -93,7 +93,7 @@ def test_eval_with_llm_users_and_a_local_model(users: FakeServer, tmp_path: Path
     tokenizer = tiny_tokenizer()
     tiny_model(len(tokenizer)).save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
-    users.delay = DELAY
+    users.hold, users.delay = HOLD, HOLD_TIMEOUT
     argv = ["eval", "--agent", str(tmp_path / "model"), "--envs", "telepathy", "--simulator", "llm"]
     argv += ["--limit", "32", "--max-turns", "1", "--max-new-tokens", "8", "--dtype", "float32"]
     argv += ["--out", str(tmp_path / "out")]
@@ -101,16 +101,16 @@ def test_eval_with_llm_users_and_a_local_model(users: FakeServer, tmp_path: Path
     (result,) = json.loads((tmp_path / "out" / "results.json").read_text())["results"]
     assert (result["episodes"], result["failed_episodes"]) == (32, 0)
     asked = len(users.requests)  # actions that parse as a question reach the user
-    assert asked >= 16 and users.max_active >= 16
+    assert asked >= 16 and users.max_active >= HOLD
 
 
 def test_endpoint_agent_requests_concurrently(server: FakeServer) -> None:
     server.responder = clarify_agent(True)
-    server.delay = DELAY
+    server.hold, server.delay = HOLD, HOLD_TIMEOUT
     agent = EndpointAgent(LLMClient(server.config(timeout_s=10)), Decoding(), concurrency=32)
     episodes = [Episode(ClarifyEnv(), task) for task in ClarifyEnv.load_tasks("test")[:32]]
     agent.play(episodes, max_turns=4)
-    assert server.max_active >= 16
+    assert server.max_active >= HOLD
     assert [e.score for e in episodes] == [1.0] * 32 and all(len(e.rewards) == 2 for e in episodes)
     assert [e.messages[0] for e in episodes] == [t.messages[0] for t in ClarifyEnv.load_tasks("test")[:32]]
 
@@ -119,13 +119,13 @@ def test_endpoint_agent_and_llm_users_on_two_servers(users: FakeServer, tmp_path
     agent_server = FakeServer()
     try:
         agent_server.responder = lambda request: "ACTION: Is it alive?"
-        users.delay = DELAY
+        users.hold, users.delay = HOLD, HOLD_TIMEOUT
         argv = ["eval", "--agent", agent_server.url, "--envs", "telepathy", "--simulator", "llm"]
         assert main([*argv, "--limit", "32", "--max-turns", "2", "--out", str(tmp_path)]) == 0
     finally:
         agent_server.httpd.shutdown()
         agent_server.httpd.server_close()
-    assert users.max_active >= 16 and len(users.requests) == 64
+    assert users.max_active >= HOLD and len(users.requests) == 64
     records = [json.loads(line) for line in (tmp_path / "conversations" / "telepathy-test.jsonl").open()]
     for record, task in zip(records, TelepathyEnv.load_tasks("test")[:32], strict=True):
         assert record["messages"][-1]["content"] == f"No, it is not {task.hidden['title']}."
