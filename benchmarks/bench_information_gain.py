@@ -18,33 +18,14 @@ import json
 import random
 import statistics
 import sys
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import torch
+from bench_common import ANSWERS, QUESTIONS, timed
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from infopo.information_gain import CounterfactualSpec, information_gain_naive, score_packed
 from infopo.models.embedded import prepare_embedded_model
 from infopo.rollout import ChatMarkers, Trajectory, TrajectoryBuilder
-
-T = TypeVar("T")
-
-QUESTIONS = [
-    "Which city are you flying from?",
-    "What dates work for you, and is there any flexibility?",
-    "Do you prefer a window or an aisle seat?",
-    "What is your budget for the whole trip?",
-    "Should I include hotels near the city centre?",
-]
-ANSWERS = [
-    "From Lyon, and I would like to leave on a Friday morning if possible.",
-    "The twelfth to the nineteenth of March; a day either way is fine.",
-    "Window please, and somewhere near the front of the plane.",
-    "About nine hundred euros including everything.",
-    "Yes, something walkable with breakfast included.",
-]
 
 
 def make_trajectory(tokenizer, markers: ChatMarkers, turns: int, rng: random.Random) -> Trajectory:
@@ -55,12 +36,6 @@ def make_trajectory(tokenizer, markers: ChatMarkers, turns: int, rng: random.Ran
         action = tokenizer.encode(rng.choice(QUESTIONS), add_special_tokens=False) + eot
         builder.add_turn(action, rng.choice(ANSWERS) if t < turns - 1 else None)
     return builder.build()
-
-
-def timed(fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[float, T]:
-    start = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return time.perf_counter() - start, result
 
 
 def main() -> None:

@@ -55,7 +55,8 @@ def word_tokenizer(words: list[str] | None = None) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def tiny_policy(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
+def tiny_policy(vocab_size: int, seed: int = 0, initializer_range: float = 0.02) -> LlamaForCausalLM:
+    """A 2-layer Llama of hidden size 64, initialised from `seed` with weights of std `initializer_range`."""
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=vocab_size,
@@ -67,6 +68,7 @@ def tiny_policy(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
         max_position_embeddings=256,
         tie_word_embeddings=True,
         attn_implementation="sdpa",
+        initializer_range=initializer_range,
     )
     return LlamaForCausalLM(config)
 

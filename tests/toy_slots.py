@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from toy import word_tokenizer
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from toy import tiny_policy, word_tokenizer
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 import infopo.training.trainer as trainer_module
 from infopo.core.advantages import AdvantageInputs, AdvantageOutput, compute_advantages
@@ -60,29 +60,12 @@ def slots_config(**overrides: object) -> TrainConfig:
     return TrainConfig(**values)  # type: ignore[arg-type]
 
 
-def slots_policy(vocab_size: int, seed: int) -> LlamaForCausalLM:
-    """toy.py's tiny Llama, initialised with std 0.1 instead of 0.02: with the small initialisation the
-    warm start sits on a long plateau before it learns to copy a value from an earlier reply."""
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-        attn_implementation="sdpa",
-        initializer_range=0.1,
-    )
-    return LlamaForCausalLM(config)
-
-
 def warm_policy(seed: int, ask: float = ASK) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     """The tiny policy of `seed` after `teach_slots`."""
     tokenizer = slots_tokenizer()
-    model = slots_policy(len(tokenizer), seed)
+    # std 0.1 instead of 0.02: with the small initialisation the warm start sits on a long plateau before
+    # it learns to copy a value from an earlier reply
+    model = tiny_policy(len(tokenizer), seed, initializer_range=0.1)
     teach_slots(model, tokenizer, ask)
     return model, tokenizer
 
