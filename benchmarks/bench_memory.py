@@ -32,13 +32,18 @@ def trajectory(tokenizer: Any, markers: Any, length: int) -> Any:
     from infopo.rollout import TrajectoryBuilder
 
     rng = random.Random(length)
-    words = [w for w in tokenizer.get_vocab() if w.isalpha() and len(w) > 3][:5000]
+    # words that are one token after a space, so that a turn is 32 + 96 tokens and markers
+    words = [
+        w
+        for w in tokenizer.get_vocab()
+        if w.isalpha() and len(tokenizer.encode(" " + w, add_special_tokens=False)) == 1
+    ][:5000]
     builder = TrajectoryBuilder.from_messages(tokenizer, [{"role": "user", "content": "Help me."}], markers)
     eot = tokenizer.encode(markers.end_of_turn, add_special_tokens=False)
     turns = max(2, length // 128)
     for t in range(turns):
         action = [tokenizer.convert_tokens_to_ids(rng.choice(words)) for _ in range(31)] + eot
-        answer = " ".join(rng.choice(words) for _ in range(80))
+        answer = " ".join(rng.choice(words) for _ in range(96))
         builder.add_turn(action, answer if t < turns - 1 else None, 1.0)
     return builder.build()
 

@@ -5,10 +5,14 @@ docs/evaluation.md.
 Per environment:
 - training: the mean training success (and score) of the first and the last WINDOW steps of each run, and
   the change per seed, as mean and 95% t-interval over seeds;
+- pace: per seed, the first step whose trailing WINDOW-step success reaches 50% and 80%, and the CPU
+  minutes the run's steps took (generation + scoring + update, from metrics.jsonl);
+- the paper's behaviour: turns per episode early, at their peak and late; for InfoPO, IG per turn index
+  early and late and the gap between the first two turns;
 - test: success rate and mean score on the test split before training (the base model) and after, under
   the offline user and the perturbed one (the simulator shift);
 - figures from `infopo report`'s plotting code: score and success, turns, zero-variance groups, and the
-  IG heat map (steps x turn index) of InfoPO's first seed.
+  IG heat map (steps x turn index), InfoPO's mean over seeds.
 
     python experiments/analyze_real.py
 """
@@ -19,10 +23,10 @@ import argparse
 import json
 from pathlib import Path
 
-from analyze_mechanism import fmt, replace_block
+from analyze_mechanism import THRESHOLDS, fmt, replace_block, steps_to
 
 from infopo.report.figures import CURVE_FIGURES, curve_chart, ig_heatmap_chart
-from infopo.report.runs import group_runs, ig_matrix, load_runs
+from infopo.report.runs import IgMatrix, group_runs, ig_matrix, load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results" / "real"
@@ -75,6 +79,84 @@ def training_table(env_dir: Path) -> list[str]:
     return lines
 
 
+def load_rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def method_runs(env_dir: Path) -> dict[str, list[list[dict]]]:
+    """method -> the per-step rows of each finished seed, in seed order."""
+    return {
+        method_dir.name: [
+            load_rows(p) for p in sorted(method_dir.glob("seed*")) if (p / "metrics.jsonl").is_file()
+        ]
+        for method_dir in sorted(p for p in env_dir.iterdir() if p.is_dir() and p.name != "base")
+    }
+
+
+def pace_table(env_dir: Path) -> list[str]:
+    lines = [
+        "| method | "
+        + " | ".join(f"steps to {t:.0%}, per seed" for t in THRESHOLDS)
+        + " | CPU minutes per run (training steps) |",
+        "|---|" + "---|" * (len(THRESHOLDS) + 1),
+    ]
+    for method, runs in method_runs(env_dir).items():
+        if not runs:
+            continue
+        cells = []
+        for threshold in THRESHOLDS:
+            reached = [steps_to(rows, threshold) for rows in runs]
+            cells.append(", ".join("never" if s is None else str(s) for s in reached))
+        minutes = [
+            sum(
+                row.get(f"time_{phase}", 0.0) for row in rows for phase in ("generation", "scoring", "update")
+            )
+            / 60
+            for rows in runs
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {fmt(minutes, 0)} |")
+    return lines
+
+
+def smoothed_peak(values: list[float]) -> tuple[float, int]:
+    """The highest WINDOW-step trailing mean of `values` and the step where it ends."""
+    means = [sum(values[t - WINDOW + 1 : t + 1]) / WINDOW for t in range(WINDOW - 1, len(values))]
+    best = max(range(len(means)), key=means.__getitem__)
+    return means[best], best + WINDOW - 1
+
+
+def behaviour_table(env_dir: Path) -> list[str]:
+    """Turns per episode over training (rise, then fall?) and, for InfoPO, IG by turn index early and late
+    (does IG concentrate in the first turns?); means over seeds."""
+    lines = [
+        f"| method | turns, first {WINDOW} steps | peak ({WINDOW}-step mean, at step) | last {WINDOW} | "
+        f"IG turn 0, first {WINDOW} -> last {WINDOW} | IG turn 1, first -> last | "
+        "IG turn 0 - turn 1, first -> last |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for method, runs in method_runs(env_dir).items():
+        if not runs:
+            continue
+        turns = [[row["turns_mean"] for row in rows if "turns_mean" in row] for rows in runs]
+        peaks = [smoothed_peak(t) for t in turns]
+        peak = fmt([p for p, _ in peaks], 2) + " (" + ", ".join(str(s) for _, s in peaks) + ")"
+        cells = [fmt([sum(t[:WINDOW]) / WINDOW for t in turns], 2), peak]
+        cells.append(fmt([sum(t[-WINDOW:]) / WINDOW for t in turns], 2))
+        ig = {
+            k: [window_mean(rows, f"ig_turn_{k}", first) for rows in runs for first in (True, False)]
+            for k in (0, 1)
+        }
+        if all(v is not None for v in ig[0] + ig[1]):
+            for k in (0, 1):
+                cells.append(f"{fmt(ig[k][0::2], 2)} -> {fmt(ig[k][1::2], 2)}")
+            gap = [a - b for a, b in zip(ig[0], ig[1], strict=True)]
+            cells.append(f"{fmt(gap[0::2], 2)} -> {fmt(gap[1::2], 2)}")
+        else:
+            cells += ["—"] * 3
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def test_table(env_dir: Path) -> list[str]:
     header = " | ".join(f"{s} success | {s} score" for s in SIMULATORS)
     lines = [
@@ -99,6 +181,20 @@ def test_table(env_dir: Path) -> list[str]:
     return lines
 
 
+def mean_matrix(matrices: list[IgMatrix]) -> IgMatrix:
+    """Cell-wise mean of IG heat maps over seeds (cells absent in a seed are left out of its mean)."""
+    steps = sorted({s for m in matrices for s in m.steps})
+    turns = list(range(max(len(m.turns) for m in matrices)))
+    cells: dict[tuple[int, int], list[float]] = {}
+    for m in matrices:
+        for step, row in zip(m.steps, m.values, strict=True):
+            for t, value in enumerate(row):
+                if value is not None:
+                    cells.setdefault((step, t), []).append(value)
+    values = [[sum(v) / len(v) if (v := cells.get((s, t))) else None for t in turns] for s in steps]
+    return IgMatrix(steps, turns, values)
+
+
 def figures(env_dir: Path, out: Path) -> list[str]:
     """Write the env's figures as PNGs into `out`; markdown image lines pointing at them."""
     folders = [p for p in sorted(env_dir.glob("*/seed*")) if (p / "metrics.jsonl").is_file()]
@@ -110,9 +206,10 @@ def figures(env_dir: Path, out: Path) -> list[str]:
     groups = group_runs(runs)
     specs = [spec for spec in CURVE_FIGURES if spec.id in FIGURES]
     charts = [chart for spec in specs if (chart := curve_chart(spec, groups)) is not None]
-    infopo = [r for r in runs if r.path.parent.name == "infopo"]
-    if infopo and (matrix := ig_matrix(infopo[0])) is not None:
-        charts.append(ig_heatmap_chart(infopo[0].name, "ig-heatmap", matrix))
+    matrices = [m for r in runs if r.path.parent.name == "infopo" and (m := ig_matrix(r)) is not None]
+    if matrices:
+        name = f"infopo, mean of {len(matrices)} seed{'s' * (len(matrices) > 1)}"
+        charts.append(ig_heatmap_chart(name, "ig-heatmap", mean_matrix(matrices)))
     out.mkdir(parents=True, exist_ok=True)
     lines = []
     for chart in charts:
@@ -134,7 +231,14 @@ def main() -> None:
     body, shift = [BEGIN, ""], [SHIFT_BEGIN, ""]
     for env_dir in sorted(p for p in args.results.iterdir() if p.is_dir()):
         body += [f"#### {env_dir.name}", "", "Training (mean over seeds, 95% t-interval):", ""]
-        body += [*training_table(env_dir), "", "Test split, before and after training:", ""]
+        body += [
+            *training_table(env_dir),
+            "",
+            f"Pace (first step whose trailing {WINDOW}-step success reaches it):",
+            "",
+        ]
+        body += [*pace_table(env_dir), "", "Turns and IG by turn index over training (mean over seeds):", ""]
+        body += [*behaviour_table(env_dir), "", "Test split, before and after training:", ""]
         body += [*test_table(env_dir), "", *figures(env_dir, args.figures)]
         shift += [
             f"{env_dir.name} (test split; mean over seeds, 95% t-interval):",
