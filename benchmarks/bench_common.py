@@ -9,11 +9,12 @@ import resource
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from infopo.envs.base import Environment, StepResult, Task
 from infopo.models.embedded import prepare_embedded_model
 from infopo.rollout import ChatMarkers, Trajectory, TrajectoryBuilder
 
@@ -33,6 +34,20 @@ ANSWERS = [
     "About nine hundred euros including everything.",
     "Yes, something walkable with breakfast included.",
 ]
+
+
+class ScriptedUser(Environment):
+    """Answers every action with the same sentence; never ends an episode by itself."""
+
+    score_mode: ClassVar[Literal["sum", "final"]] = "sum"
+
+    def reset(self, task: Task) -> list[dict[str, str]]:
+        return list(task.messages)
+
+    def step(self, action: str) -> StepResult:
+        return StepResult(
+            "I see. Could you also check the weather for that week, and one more option?", 0.0, False
+        )
 
 
 def load_model(dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:

@@ -6,7 +6,7 @@ generated tokens per second of `generate_rollouts` (one batch per turn) for toda
 KV caches, merged LoRA copy) and, with `--baseline`, for the HF-`generate` sampler of a baseline tree;
 then the same trajectories generated one episode at a time (same seeds, so the same tokens).
 
-    python benchmarks/bench_rollout.py [--turns 2 16] [--group 8] [--baseline /tmp/infopo-base]
+    python benchmarks/bench_rollout.py [--turns 2 16] [--group 8] [--baseline DIR] [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -15,30 +15,15 @@ import argparse
 import importlib.util
 import sys
 from pathlib import Path
-from typing import ClassVar, Literal
 
 import torch
-from bench_common import emit, load_model, machine, table, timed
+from bench_common import ScriptedUser, emit, load_model, machine, table, timed
 from peft import LoraConfig, get_peft_model
 
-from infopo.envs.base import Environment, StepResult, Task
+from infopo.envs.base import Task
 from infopo.rollout import ChatMarkers
 from infopo.rollout.engine import SamplingConfig, generate_rollouts
 from infopo.rollout.hf_sampler import HFSampler
-
-
-class ScriptedUser(Environment):
-    """Answers every action with the same sentence; never ends an episode by itself."""
-
-    score_mode: ClassVar[Literal["sum", "final"]] = "sum"
-
-    def reset(self, task: Task) -> list[dict[str, str]]:
-        return list(task.messages)
-
-    def step(self, action: str) -> StepResult:
-        return StepResult(
-            "I see. Could you also check the weather for that week, and one more option?", 0.0, False
-        )
 
 
 def old_sampler(baseline: Path) -> type:
@@ -63,6 +48,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--baseline", type=Path, default=None)
     parser.add_argument("--sequential", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="today's copy")
     args = parser.parse_args()
     model, tokenizer = load_model()
     torch.manual_seed(0)
@@ -76,7 +62,7 @@ def main() -> None:
     task = Task(
         "trip", "scripted", [{"role": "user", "content": "Plan a week in Lisbon for me, step by step."}]
     )
-    samplers = {"today": HFSampler(policy, eot, pad)}
+    samplers = {"today": HFSampler(policy, eot, pad, dtype=getattr(torch, args.dtype))}
     if args.baseline is not None:
         samplers["baseline"] = old_sampler(args.baseline)(policy, eot, pad)
     rows = []

@@ -7,6 +7,10 @@ rollout digest says whether they were). Prints one JSON line per timed step, the
 
     git worktree add /tmp/infopo-base <commit>
     python benchmarks/bench_step.py --baseline /tmp/infopo-base [--rounds 2] [--steps 1] [--set k=v ...]
+        [--also k=v ...]
+
+`--set` applies to every variant; `--also` adds a third variant, today's tree with those settings too
+(for example `--also rollout_dtype=bfloat16`: other rollouts, so its digest differs).
 """
 
 from __future__ import annotations
@@ -38,13 +42,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--also", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args()
-    variants = {"baseline": args.baseline / "src", "today": HERE.parent / "src"}
+    variants = {"baseline": (args.baseline / "src", args.set), "today": (HERE.parent / "src", args.set)}
+    if args.also:
+        variants["today, " + " ".join(args.also)] = (HERE.parent / "src", args.set + args.also)
     rows: dict[str, list[dict]] = {name: [] for name in variants}
     for _ in range(args.rounds):
-        for name, src in variants.items():
-            for row in run_worker(src, name, args.steps, args.set, args.python):
+        for name, (src, overrides) in variants.items():
+            for row in run_worker(src, name, args.steps, overrides, args.python):
                 row["load_average"] = os.getloadavg()[0]
                 rows[name].append(row)
                 emit(row)

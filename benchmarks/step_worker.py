@@ -46,13 +46,13 @@ def main() -> None:
                         param.copy_(weights[name])
             trainer.optimizer.load_state_dict(copy.deepcopy(optimizer))
             trainer.step = 0
-            rollouts: list[list[int]] = []
+            rollouts: list[Any] = []
             original = trainer._update
 
             def spy(
                 trajectories: list, *rest: Any, seen: list = rollouts, update: Any = original, **kw: Any
             ) -> Any:
-                seen.extend(tr.input_ids for tr in trajectories)  # the batch the update sees
+                seen.extend(trajectories)  # the batch the update sees
                 return update(trajectories, *rest, **kw)
 
             trainer._update = spy
@@ -62,7 +62,8 @@ def main() -> None:
             trainer._update = original
             if i < args.warmup:
                 continue
-            digest = hashlib.blake2b(json.dumps(rollouts).encode(), digest_size=8).hexdigest()
+            ids = [tr.input_ids for tr in rollouts]
+            digest = hashlib.blake2b(json.dumps(ids).encode(), digest_size=8).hexdigest()
             row = {
                 "label": args.label,
                 "source": infopo.__file__,
@@ -70,7 +71,8 @@ def main() -> None:
                 "generation_s": metrics.get("time_generation"),
                 "scoring_s": metrics.get("time_scoring"),
                 "update_s": metrics.get("time_update"),
-                "tokens": sum(len(r) for r in rollouts),
+                "tokens": sum(len(r) for r in ids),
+                "generated_tokens": sum(len(turn.action) for tr in rollouts for turn in tr.turns),
                 "rollout_digest": digest,
                 "loss": metrics.get("loss"),
             }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import ClassVar, Literal
 
@@ -166,6 +167,32 @@ def test_the_merged_lora_copy_samples_what_the_adapter_samples() -> None:
         assert merged.sample(contexts, [1, 2, 3], sampling) == through.sample(contexts, [1, 2, 3], sampling)
     for name, param in policy.named_parameters():  # the training weights were never merged in place
         assert "lora_B" in name or torch.equal(param, before[name])
+
+
+def test_a_bfloat16_copy_samples_what_a_fresh_bfloat16_model_samples() -> None:
+    """rollout_dtype: bfloat16. The copy is refreshed in place after each weight change and matches a
+    model merged and cast from scratch; the training weights stay float32 and unmerged."""
+    from peft import LoraConfig, get_peft_model
+
+    base, contexts = _sampler()
+    full = copy.deepcopy(base.model)  # (get_peft_model injects the adapter into the model it wraps)
+    policy = get_peft_model(base.model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    for name, wrapped in (("lora", policy), ("full", full)):
+        sampler = HFSampler(wrapped, base.eot_id, base.pad_id, dtype=torch.bfloat16)
+        sampling = SamplingConfig(max_new_tokens=8, temperature=1.0)
+        for _ in range(2):  # the second time, after the weights moved in place
+            with torch.no_grad():
+                for pname, param in wrapped.named_parameters():
+                    if name == "full" or "lora_B" in pname:
+                        param.add_(torch.randn_like(param), alpha=0.2)
+            sampler.update_weights(wrapped)
+            fresh = copy.deepcopy(wrapped)
+            fresh = (fresh.merge_and_unload() if name == "lora" else fresh).to(torch.bfloat16).eval()
+            assert all(p.dtype == torch.bfloat16 for p in sampler.model.parameters())
+            got = sampler.sample(contexts, [1, 2, 3], sampling)
+            assert got == HFSampler(fresh, base.eot_id, base.pad_id).sample(contexts, [1, 2, 3], sampling)
+        assert all(p.dtype == torch.float32 for p in wrapped.parameters())
+        assert not any(".base_layer." in n for n, _ in sampler.model.named_parameters())  # merged
 
 
 class Echo(Environment):

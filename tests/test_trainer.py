@@ -137,3 +137,10 @@ def test_the_scoring_head_dtype_is_a_config_key(tmp_path: Path, monkeypatch: pyt
     for dtype in ("float32", "float64"):
         toy_trainer(toy_config(output_dir=str(tmp_path / dtype), head_dtype=dtype)).train_step()
     assert seen == [torch.float32, torch.float64]
+
+
+def test_rollouts_sample_from_a_bfloat16_copy_when_asked(tmp_path: Path) -> None:
+    trainer = toy_trainer(toy_config(output_dir=str(tmp_path), advantage="infopo", rollout_dtype="bfloat16"))
+    trainer.train_step()
+    assert {p.dtype for p in trainer.sampler.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in trainer.policy.parameters()} == {torch.float32}  # the training weights

@@ -109,7 +109,7 @@ def test_the_trainer_drives_the_engine(tmp_path: Path, fake_vllm: type[FakeLLM])
     trainer.train()
     [llm] = fake_vllm.instances
     assert llm.kwargs["model"] == str(tmp_path) and llm.kwargs["seed"] == config.seed
-    assert llm.kwargs["dtype"] == "float32"  # the training compute dtype
+    assert llm.kwargs["dtype"] == "float32"  # rollout_dtype
     assert len(llm.loaded) == llm.resets == 2  # fresh weights before each step's rollouts
     assert set(llm.loaded[0]) == {n for n, _ in trainer.policy.named_parameters()}
     eot = trainer.tokenizer.convert_tokens_to_ids("<eot>")

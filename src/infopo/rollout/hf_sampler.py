@@ -131,35 +131,52 @@ class HFSampler:
     False re-encodes every context from scratch. merge_lora: `update_weights` of a peft LoRA policy
     samples from a plain copy of the model holding W + scale * B A (one more copy of the base weights in
     memory; the adapter's extra matmuls cost a third of a decoding step on a 135M model); False samples
-    through the adapter itself. The two compute the same function up to float rounding.
+    through the adapter itself. The two compute the same function up to float rounding. dtype: sample
+    from a copy of the weights in this dtype (None: the policy's own); bfloat16 halves what a decoding step
+    reads and makes batched steps several times cheaper per row on CPU (docs/performance.md), but samples
+    from the rounded policy (the trainer's old log-probs still come from the training weights), and
+    bf16 matmul kernels round differently at different batch sizes, so a row's tokens can then depend on
+    its batch: the batch invariance that float32 sampling keeps is given up.
     """
 
     def __init__(
-        self, model: nn.Module, eot_id: int, pad_id: int, reuse_cache: bool = True, merge_lora: bool = True
+        self,
+        model: nn.Module,
+        eot_id: int,
+        pad_id: int,
+        reuse_cache: bool = True,
+        merge_lora: bool = True,
+        dtype: torch.dtype | None = None,
     ) -> None:
         self.model, self.eot_id, self.pad_id = model, eot_id, pad_id
-        self.reuse_cache, self.merge_lora = reuse_cache, merge_lora
+        self.reuse_cache, self.merge_lora, self.dtype = reuse_cache, merge_lora, dtype
         self.kept: list[KeptCache] = []
         self.stats = CacheStats()
         self._weights_version: tuple[int, ...] = ()
-        self._merged: nn.Module | None = None
+        self._copy: nn.Module | None = None
 
     def update_weights(self, policy: nn.Module) -> None:
-        """Sample from `policy` from now on: the training weights themselves, or for a peft LoRA policy
-        (with merge_lora) a plain copy refreshed with its merged weights; kept caches are dropped."""
+        """Sample from `policy` from now on: the training weights themselves, or a copy refreshed with them
+        (for a peft LoRA policy with merge_lora: a plain copy holding the merged weights; with a dtype other
+        than the policy's: cast to it); kept caches are dropped."""
         self.release()
-        if not (self.merge_lora and hasattr(policy, "get_base_model")):
+        merge = self.merge_lora and hasattr(policy, "get_base_model")
+        cast = self.dtype is not None and self.dtype != next(policy.parameters()).dtype
+        if not (merge or cast):
             self.model = policy
             return
-        if self._merged is None:
-            self._merged = copy.deepcopy(policy).merge_and_unload().eval()
-            self._merged.requires_grad_(False)
+        if self._copy is None:
+            model = copy.deepcopy(policy)
+            model = model.merge_and_unload() if merge else model
+            self._copy = (model if self.dtype is None else model.to(self.dtype)).eval()
+            self._copy.requires_grad_(False)
         else:
-            params = dict(self._merged.named_parameters())
+            params = dict(self._copy.named_parameters())
+            weights = merged_weights(policy) if merge else policy.named_parameters()
             with torch.no_grad():
-                for name, value in merged_weights(policy):
-                    params[name].copy_(value)
-        self.model = self._merged
+                for name, value in weights:
+                    params[name].copy_(value)  # (casts to the copy's dtype)
+        self.model = self._copy
 
     def release(self) -> None:
         """Drop the kept caches (the engine calls this when a rollout ends)."""

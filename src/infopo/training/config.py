@@ -55,6 +55,9 @@ class TrainConfig:
     top_p: float = 1.0
     rollout_engine: Literal["hf", "vllm"] = "hf"  # vllm: a colocated vLLM engine (GPU, optional install)
     vllm_gpu_memory_utilization: float = 0.3  # the GPU memory share vLLM may take (rollout_engine: vllm)
+    # the weights rollouts are sampled with (either engine): bfloat16 decodes faster and samples from the
+    # rounded policy, not batch-invariantly; old log-probs, IG and the update still use the training weights
+    rollout_dtype: Literal["float32", "bfloat16"] = "float32"
     # algorithm
     advantage: str = "infopo"  # grpo | drgrpo | userrl | igpo | infopo
     advantage_options: dict[str, Any] = field(default_factory=dict)  # keyword options of the estimator

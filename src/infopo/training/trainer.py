@@ -223,7 +223,8 @@ class Trainer:
         eot = self.markers.end_of_turn_id(self.tokenizer)
         if self.config.rollout_engine == "hf":
             pad = self.tokenizer.pad_token_id
-            return HFSampler(self.policy, eot, pad if pad is not None else eot)
+            dtype = getattr(torch, self.config.rollout_dtype)
+            return HFSampler(self.policy, eot, pad if pad is not None else eot, dtype=dtype)
         from infopo.rollout.vllm_sampler import VLLMSampler
 
         if self.accelerator.num_processes > 1:
@@ -234,7 +235,11 @@ class Trainer:
             )
         path = prepare_embedded_model() if self.config.model == "embedded" else Path(self.config.model)
         return VLLMSampler(
-            path, eot, self.config.vllm_gpu_memory_utilization, self.config.seed, dtype=self.config.dtype
+            path,
+            eot,
+            self.config.vllm_gpu_memory_utilization,
+            self.config.seed,
+            dtype=self.config.rollout_dtype,
         )
 
     # ----------------------------------------------------------------------------------------------- data
