@@ -97,6 +97,7 @@ bench: $(STAMP) model $(VLLM_VENV)/.installed
 	rm -rf /tmp/infopo-base && git worktree add --detach /tmp/infopo-base $(BASELINE)
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_step.py --baseline /tmp/infopo-base
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_rollout.py --baseline /tmp/infopo-base
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_rollout.py --dtype bfloat16
 	git worktree remove --force /tmp/infopo-base
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_decode_matmul.py
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_ig_step.py --groups 1 --no-naive --generate
