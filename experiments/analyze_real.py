@@ -6,7 +6,7 @@ Per environment:
 - training: the mean training success (and score) of the first and the last WINDOW steps of each run, and
   the change per seed, as mean and 95% t-interval over seeds;
 - pace: per seed, the first step whose trailing WINDOW-step success reaches 50% and 80%, and the CPU
-  minutes the run's steps took (generation + scoring + update, from metrics.jsonl);
+  minutes (one thread) the run's steps took (generation + scoring + update, from metrics.jsonl);
 - the paper's behaviour: turns per episode early, at their peak and late; for InfoPO, IG per turn index
   early and late and the gap between the first two turns;
 - test: success rate and mean score on the test split before training (the base model) and after, under
@@ -83,12 +83,12 @@ def load_rows(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def method_runs(env_dir: Path) -> dict[str, list[list[dict]]]:
-    """method -> the per-step rows of each finished seed, in seed order."""
+def method_runs(env_dir: Path) -> dict[str, dict[str, list[dict]]]:
+    """method -> seed folder name -> the per-step rows, for each finished seed in seed order."""
     return {
-        method_dir.name: [
-            load_rows(p) for p in sorted(method_dir.glob("seed*")) if (p / "metrics.jsonl").is_file()
-        ]
+        method_dir.name: {
+            p.name: load_rows(p) for p in sorted(method_dir.glob("seed*")) if (p / "metrics.jsonl").is_file()
+        }
         for method_dir in sorted(p for p in env_dir.iterdir() if p.is_dir() and p.name != "base")
     }
 
@@ -97,7 +97,7 @@ def pace_table(env_dir: Path) -> list[str]:
     lines = [
         "| method | "
         + " | ".join(f"steps to {t:.0%}, per seed" for t in THRESHOLDS)
-        + " | CPU minutes per run (training steps) |",
+        + " | minutes of the training steps (one thread), per seed |",
         "|---|" + "---|" * (len(THRESHOLDS) + 1),
     ]
     for method, runs in method_runs(env_dir).items():
@@ -105,16 +105,15 @@ def pace_table(env_dir: Path) -> list[str]:
             continue
         cells = []
         for threshold in THRESHOLDS:
-            reached = [steps_to(rows, threshold) for rows in runs]
-            cells.append(", ".join("never" if s is None else str(s) for s in reached))
-        minutes = [
-            sum(
-                row.get(f"time_{phase}", 0.0) for row in rows for phase in ("generation", "scoring", "update")
-            )
-            / 60
-            for rows in runs
-        ]
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {fmt(minutes, 0)} |")
+            reached = {seed: steps_to(rows, threshold) for seed, rows in runs.items()}
+            cells.append(", ".join(f"{seed}: {'never' if s is None else s}" for seed, s in reached.items()))
+        phases = ("generation", "scoring", "update")
+        minutes = {
+            seed: sum(row.get(f"time_{phase}", 0.0) for row in rows for phase in phases) / 60
+            for seed, rows in runs.items()
+        }
+        cells.append(", ".join(f"{seed}: {m:.0f}" for seed, m in minutes.items()))
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -134,7 +133,8 @@ def behaviour_table(env_dir: Path) -> list[str]:
         "IG turn 0 - turn 1, first -> last |",
         "|---|---|---|---|---|---|---|",
     ]
-    for method, runs in method_runs(env_dir).items():
+    for method, by_seed in method_runs(env_dir).items():
+        runs = list(by_seed.values())
         if not runs:
             continue
         turns = [[row["turns_mean"] for row in rows if "turns_mean" in row] for rows in runs]
