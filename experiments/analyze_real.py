@@ -58,24 +58,22 @@ def training_table(env_dir: Path) -> list[str]:
         f"score, first {WINDOW} | last {WINDOW} | change |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for method_dir in sorted(p for p in env_dir.iterdir() if p.is_dir() and p.name != "base"):
-        runs = [p for p in sorted(method_dir.glob("seed*")) if (p / "metrics.jsonl").is_file()]
+    for method, by_seed in method_runs(env_dir).items():
+        runs = list(by_seed.values())
         if not runs:
             continue
         cells = []
-        steps = []
         for key in ("success_rate", "score_mean"):
             first, last, change = [], [], []
-            for run in runs:
-                rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-                steps.append(len(rows))
+            for rows in runs:
                 a, b = window_mean(rows, key, True), window_mean(rows, key, False)
                 if a is not None and b is not None:
                     first.append(a)
                     last.append(b)
                     change.append(b - a)
             cells += [fmt(first, 2), fmt(last, 2), fmt(change, 2)]
-        lines.append(f"| {method_dir.name} | {len(runs)} ({min(steps)}) | " + " | ".join(cells) + " |")
+        steps = min(len(rows) for rows in runs)
+        lines.append(f"| {method} | {len(runs)} ({steps}) | " + " | ".join(cells) + " |")
     return lines
 
 
