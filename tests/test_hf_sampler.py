@@ -135,6 +135,48 @@ def test_kv_reuse_keeps_rows_independent_of_their_batch() -> None:
     assert sampler.stats.reused > 0
 
 
+class EndTurnAt:
+    """Forces the end-of-turn token on row i at decoding step `steps[i]` (None: never)."""
+
+    def __init__(self, eot: int, steps: list[int | None]) -> None:
+        self.eot, self.steps, self.step = eot, steps, 0
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.clone()
+        for row, at in enumerate(self.steps):
+            if at == self.step:
+                scores[row, self.eot] = torch.inf
+        self.step += 1
+        return scores
+
+
+def test_finished_rows_leave_the_batch_and_change_nothing() -> None:
+    """Rows ending at steps 1 and 3 are dropped from the model's batch (3, 3, 2, 2, 1, ... rows per
+    forward), yet every row samples what it samples alone, and the next turn, prefilled from the kept
+    caches of the dropped rows, samples what full re-prefilling samples."""
+    sampler, contexts = _sampler()
+    fresh = HFSampler(sampler.model, sampler.eot_id, sampler.pad_id, reuse_cache=False)
+    ends: list[int | None] = [1, 3, None]
+    sizes: list[int] = []
+    hook = sampler.model.register_forward_hook(
+        lambda m, args, kwargs, out: sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    seeds = [11, 12, 13]
+    rows = RowSeededSampling(seeds, 1.0, 1.0, torch.device("cpu"))
+    actions = sampler.generate(contexts, [EndTurnAt(sampler.eot_id, ends), rows], 6)
+    hook.remove()
+    assert sizes == [3, 3, 2, 2, 1, 1]
+    assert [len(a) for a in actions] == [2, 4, 6] and actions[0][-1] == actions[1][-1] == sampler.eot_id
+    for i, context in enumerate(contexts):
+        one = RowSeededSampling([seeds[i]], 1.0, 1.0, torch.device("cpu"))
+        assert fresh.generate([context], [EndTurnAt(sampler.eot_id, [ends[i]]), one], 6) == [actions[i]]
+    following = [c + a + [5] * (i + 2) for i, (c, a) in enumerate(zip(contexts, actions, strict=True))]
+    prefilled = sampler.stats.prefilled
+    again = sampler.generate(following, [RowSeededSampling(seeds, 1.0, 1.0, torch.device("cpu"))], 6)
+    assert sampler.stats.prefilled - prefilled == sum(i + 3 for i in range(3))  # last token + feedback
+    assert again == fresh.generate(following, [RowSeededSampling(seeds, 1.0, 1.0, torch.device("cpu"))], 6)
+
+
 def test_kept_caches_are_dropped_when_the_weights_change() -> None:
     sampler, contexts = _sampler()
     first = sampler.generate(contexts, [], 4)

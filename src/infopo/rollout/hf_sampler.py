@@ -11,6 +11,7 @@ O(turns^2) prefill; instead the sampler keeps, per row, the keys and values of t
 one prefills only its new tokens (the feedback block). Rows are re-batched each call: kept caches are
 left-padded to a common width, the new tokens are left-padded after them, and explicit position ids
 count each row's real tokens, so a row computes what it would compute alone up to float rounding.
+A row that ends its turn leaves the batch, so the model runs on the unfinished rows only.
 Kept caches are dropped when the weights change (`update_weights`, or any in-place change of a
 parameter, detected through the tensors' version counters) and by `release()` after a rollout.
 """
@@ -101,6 +102,12 @@ class ReservedLayer(DynamicLayer):
         self.length += new
         self.keys, self.values = self._keys[..., : self.length, :], self._values[..., : self.length, :]
         return self.keys, self.values
+
+    def batch_select_indices(self, indices: Tensor) -> None:
+        """Keep only the batch rows `indices` (buffers and views alike)."""
+        if self.is_initialized:
+            self._keys, self._values = self._keys[indices], self._values[indices]
+            self.keys, self.values = self._keys[..., : self.length, :], self._values[..., : self.length, :]
 
 
 @dataclass
@@ -243,7 +250,8 @@ class HFSampler:
         self, contexts: list[list[int]], processors: list[LogitsProcessor], max_new_tokens: int
     ) -> list[list[int]]:
         """Greedy decoding of the logits as `processors` leave them (none: plain greedy), cut at the end of
-        turn."""
+        turn. A row that ends its turn leaves the batch (its kept cache taken first): the model runs on the
+        unfinished rows only, while the processors still see all rows (a finished row's logits are 0)."""
         device = next(self.model.parameters()).device
         version = self._version()
         if version != self._weights_version:
@@ -253,6 +261,8 @@ class HFSampler:
         batch = self._layout(contexts, device, max_new_tokens)
         cache = batch.cache
         mask, step_ids, positions = batch.mask, batch.ids, batch.positions
+        kept: list[KeptCache | None] = [None] * len(contexts)
+        alive = torch.arange(len(contexts), device=device)  # original row of each batch row
         generated = torch.zeros(len(contexts), 0, dtype=torch.long, device=device)
         finished = torch.zeros(len(contexts), dtype=torch.bool, device=device)
         for step in range(max_new_tokens):
@@ -264,7 +274,8 @@ class HFSampler:
                 use_cache=True,
                 logits_to_keep=1,
             )
-            scores = out.logits[:, -1, :].float()
+            logits = out.logits[:, -1, :].float()
+            scores = logits.new_zeros(len(contexts), logits.shape[1]).index_copy_(0, alive, logits)
             for processor in processors:
                 scores = processor(generated, scores)
             token = scores.argmax(dim=-1)
@@ -273,28 +284,32 @@ class HFSampler:
             finished |= token == self.eot_id
             if bool(finished.all()) or step == max_new_tokens - 1:
                 break
-            step_ids, positions = token[:, None], positions[:, -1:] + 1
-            mask = torch.cat([mask, mask.new_ones(len(contexts), 1)], dim=1)
-        actions = [cut_at_end_of_turn(row, self.eot_id) for row in generated.tolist()]
+            going = ~finished[alive]
+            if not bool(going.all()):
+                for j in (~going).nonzero().squeeze(1).tolist() if self.reuse_cache else []:
+                    kept[int(alive[j])] = self._kept_row(contexts, generated, batch, cache, alive, j)
+                alive, mask, positions = alive[going], mask[going], positions[going]
+                for layer in cache.layers:
+                    layer.batch_select_indices(going.nonzero().squeeze(1))
+            step_ids, positions = token[alive][:, None], positions[:, -1:] + 1
+            mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)
         if self.reuse_cache:
-            self._keep(contexts, actions, batch.columns, cache, batch.mask.shape[1])
-        return actions
+            for j in range(len(alive)):
+                kept[int(alive[j])] = self._kept_row(contexts, generated, batch, cache, alive, j)
+            self.kept = [k for k in kept if k is not None]
+        return [cut_at_end_of_turn(row, self.eot_id) for row in generated.tolist()]
 
-    def _keep(
-        self,
-        contexts: list[list[int]],
-        actions: list[list[int]],
-        columns: list[Tensor],
-        cache: Cache,
-        context_width: int,
-    ) -> None:
-        """Keep, per row, the cache of its context and all but the last token of its action (those were
-        fed to the model; the next turn's context starts with them)."""
-        kept = []
-        for i, (context, action) in enumerate(zip(contexts, actions, strict=True)):
-            fed = len(action) - 1
-            index = torch.cat([columns[i], torch.arange(context_width, context_width + fed)])
-            index = index.to(cache.layers[0].keys.device)
-            layers = [(layer.keys[i][:, index], layer.values[i][:, index]) for layer in cache.layers]
-            kept.append(KeptCache(context + action[:fed], layers))
-        self.kept = kept
+    def _kept_row(
+        self, contexts: list[list[int]], generated: Tensor, batch: _Batch, cache: Cache, alive: Tensor, j: int
+    ) -> KeptCache:
+        """Batch row j's cache of its context and all but the last token of its action (those were fed to
+        the model; the next turn's context starts with them)."""
+        i = int(alive[j])
+        action = cut_at_end_of_turn(generated[i].tolist(), self.eot_id)
+        fed = len(action) - 1
+        width = batch.mask.shape[1]
+        index = torch.cat([batch.columns[i], torch.arange(width, width + fed)]).to(
+            cache.layers[0].keys.device
+        )
+        layers = [(layer.keys[j][:, index], layer.values[j][:, index]) for layer in cache.layers]
+        return KeptCache(contexts[i] + action[:fed], layers)
