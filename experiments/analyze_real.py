@@ -5,8 +5,8 @@ docs/evaluation.md.
 Per environment:
 - training: the mean training success (and score) of the first and the last WINDOW steps of each run, and
   the change per seed, as mean and 95% t-interval over seeds;
-- pace: per seed, the first step whose trailing WINDOW-step success reaches 50% and 80%, and the CPU
-  minutes (one thread) the run's steps took (generation + scoring + update, from metrics.jsonl);
+- pace: per seed, the first step whose trailing WINDOW-step success reaches 50% and 80%, and the wall
+  minutes the run's steps took (generation + scoring + update, from metrics.jsonl);
 - the paper's behaviour: turns per episode early, at their peak and late; for InfoPO, IG per turn index
   early and late and the gap between the first two turns;
 - test: success rate and mean score on the test split before training (the base model) and after, under
@@ -95,7 +95,7 @@ def pace_table(env_dir: Path) -> list[str]:
     lines = [
         "| method | "
         + " | ".join(f"steps to {t:.0%}, per seed" for t in THRESHOLDS)
-        + " | minutes of the training steps (one thread), per seed |",
+        + " | wall minutes of the training steps, per seed (threads and load differ: see Compute) |",
         "|---|" + "---|" * (len(THRESHOLDS) + 1),
     ]
     for method, runs in method_runs(env_dir).items():
