@@ -10,7 +10,8 @@ Everything goes through the CLI, so each run is what a user would type:
 
 Training runs live in experiments/runs/ (checkpoints every SAVE_EVERY steps; not committed); what is
 committed goes to experiments/results/real/<env>/<method>/seed<k>/: the run's metrics.jsonl and
-config.yaml, and eval-<simulator>.json (the eval's results.json). The base model's evaluations go to
+config.yaml, its saved trajectories (trajectories.jsonl.gz, `trajectory_samples` per step) and
+eval-<simulator>.json (the eval's results.json). The base model's evaluations go to
 experiments/results/real/<env>/base/. Each piece is skipped when its result exists, and an interrupted
 training run continues from its latest checkpoint (`infopo train --resume`), so the whole script resumes:
 
@@ -20,6 +21,7 @@ training run continues from its latest checkpoint (`infopo train --resume`), so 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shutil
 import subprocess
@@ -69,8 +71,19 @@ def evaluate(agent: str, env: str, simulator: str, out: Path) -> None:
     shutil.copyfile(scratch / "results.json", out)
 
 
+def gather_trajectories(folder: Path, results: Path) -> None:
+    """The run's saved trajectories (trajectories/step-*.jsonl) as one gzipped file in the results."""
+    target = results / "trajectories.jsonl.gz"
+    steps = sorted((folder / "trajectories").glob("step-*.jsonl"))
+    if target.is_file() or not steps:
+        return
+    with gzip.GzipFile(target, "wb", mtime=0) as out:  # mtime 0: the same runs give the same bytes
+        for step in steps:
+            out.write(step.read_bytes())
+
+
 def train(env: str, method: str, seed: int) -> None:
-    """Train (or continue) one run and copy its metrics and config into the results."""
+    """Train (or continue) one run and copy its metrics, config and trajectories into the results."""
     results = RESULTS / env / method / f"seed{seed}"
     if (results / "metrics.jsonl").is_file():
         return
@@ -84,6 +97,7 @@ def train(env: str, method: str, seed: int) -> None:
     results.mkdir(parents=True, exist_ok=True)
     for name in ("metrics.jsonl", "config.yaml"):
         shutil.copyfile(folder / name, results / name)
+    gather_trajectories(folder, results)
     minutes = (time.perf_counter() - started) / 60
     print(f"{env}/{method}/seed{seed}: {minutes:.1f} min (this invocation)", flush=True)
 
