@@ -53,12 +53,11 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True, cwd=ROOT)
 
 
-def evaluate(agent: str, env: str, simulator: str, out: Path) -> None:
-    """`infopo eval` of `agent` on env's test split; its results.json becomes `out`."""
+def evaluate(agent: str, env: str, simulator: str, out: Path, scratch: Path) -> None:
+    """`infopo eval` of `agent` on env's test split, written to `scratch`; its results.json becomes `out`."""
     if out.is_file():
         return
     settings = SETTINGS[env]
-    scratch = RUNS / "eval" / out.parent.relative_to(RESULTS) / simulator
     run(
         [
             *INFOPO, "eval", "--agent", agent, "--envs", env, "--split", "test",
@@ -82,13 +81,18 @@ def gather_trajectories(folder: Path, results: Path) -> None:
             out.write(step.read_bytes())
 
 
-def train(env: str, method: str, seed: int) -> None:
-    """Train (or continue) one run and copy its metrics, config and trajectories into the results."""
-    results = RESULTS / env / method / f"seed{seed}"
+def train(env: str, method: str, seed: int, results: Path, folder: Path, extra: dict[str, object]) -> None:
+    """Train (or continue) one run in `folder` and copy its metrics, config and trajectories to `results`."""
     if (results / "metrics.jsonl").is_file():
         return
-    folder = RUNS / env / method / f"seed{seed}"
-    overrides = {**COMMON, **SETTINGS[env], "seed": seed, "save_every": SAVE_EVERY, "output_dir": folder}
+    overrides = {
+        **COMMON,
+        **SETTINGS[env],
+        **extra,
+        "seed": seed,
+        "save_every": SAVE_EVERY,
+        "output_dir": folder,
+    }
     started = time.perf_counter()
     run(
         [*INFOPO, "train", "--config", "cpu-demo", "--config", method, "--resume"]
@@ -109,18 +113,26 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--methods", nargs="+", default=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=SEEDS)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where results go (committed)")
+    parser.add_argument("--runs", type=Path, default=RUNS, help="where runs and evaluations work")
+    parser.add_argument(
+        "--tasks-per-step", type=int, help="a larger batch than SETTINGS' (the GPU run of docs/results.md)"
+    )
     args = parser.parse_args()
+    extra = {} if args.tasks_per_step is None else {"tasks_per_step": args.tasks_per_step}
     for env in args.envs:
         for simulator in SIMULATORS:
-            evaluate("embedded", env, simulator, RESULTS / env / "base" / f"eval-{simulator}.json")
+            out = args.results / env / "base" / f"eval-{simulator}.json"
+            evaluate("embedded", env, simulator, out, args.runs / "eval" / env / "base" / simulator)
     for seed in args.seeds:  # seed-major: both methods of a seed finish before the next seed starts
         for env in args.envs:
             for method in args.methods:
-                train(env, method, seed)
-                folder = RUNS / env / method / f"seed{seed}"
+                run_id = Path(env, method, f"seed{seed}")
+                folder = args.runs / run_id
+                train(env, method, seed, args.results / run_id, folder, extra)
                 for simulator in SIMULATORS:
-                    target = RESULTS / env / method / f"seed{seed}" / f"eval-{simulator}.json"
-                    evaluate(str(folder), env, simulator, target)
+                    out = args.results / run_id / f"eval-{simulator}.json"
+                    evaluate(str(folder), env, simulator, out, args.runs / "eval" / run_id / simulator)
     print(json.dumps({"done": True}), flush=True)
 
 

@@ -65,6 +65,8 @@ def test_constructed_rewards() -> None:
     assert (step.reward, step.feedback) == (0.0, "I don't have anything specific in mind about that.")
     step = env.step("Do you like jazz?")
     assert step.reward == 0.0
+    step = env.step("What? How?")  # bare question words name no detail (an RL policy exploited them)
+    assert (step.reward, step.info["covered"]) == (0.0, [])
     step = env.step("what budget do you have")
     assert (step.reward, step.done) == (0.7, False)
     step = env.step("ANSWER: done")

@@ -46,8 +46,11 @@ def test_embedding_cache_reuses_rows(embedding: SemanticMatcher) -> None:
 def test_lexical_scores() -> None:
     lexical = SemanticMatcher("lexical")
     assert lexical.backend == "lexical" and lexical.threshold == 0.5
-    assert tokens("What are the budgets for the trips?") == {"what", "budget", "trip"}
-    assert lexical.similarity("What is your budget?", "Budget for the trip") == pytest.approx(2 * 1 / (2 + 2))
+    assert tokens("What are the budgets for the trips?") == {"budget", "trip"}
+    assert lexical.similarity("What is your budget?", "Budget for the trip") == pytest.approx(2 * 1 / (1 + 2))
+    # Question words carry no content: a bare "What?" matches no detail (a policy learned to exploit it).
+    assert tokens("What? Which one, and how, when, where, who, why?") == {"one"}
+    assert lexical_similarity("What?", "What is your budget?") == 0.0
     assert lexical.similarity("the of and", "budget") == 0.0
     assert lexical_similarity("Eiffel Tower", "the eiffel tower") == 1.0
     assert lexical.best_match("trip budget", ["dietary needs", "budget of the trip"]) == (1, 1.0)

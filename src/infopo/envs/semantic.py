@@ -27,7 +27,8 @@ STOPWORDS = frozenset(
     been being am do does did doing have has had having i me my you your yours we our us he she him her his
     they them their it its this that these those there here whom whose
     would could should will shall can may might must not no yes so than then too very just also any some all
-    each other such only own same please tell let know thing things""".split()
+    each other such only own same please tell let know thing things
+    what which who how when where why whats""".split()  # question words: "What?" alone names nothing
 )
 _WORD = re.compile(r"[a-z0-9]+")
 

@@ -54,6 +54,11 @@ def prepare_embedded_model(target: Path | None = None, force: bool = False) -> P
     source = gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
+    # The model config's end of sequence (<|im_end|>, which closes a chat turn) is the one to keep: some
+    # transformers versions (5.17) read the tokenizer's as <|im_start|> from the GGUF, and none as padding.
+    end = tokenizer.convert_ids_to_tokens(model.config.eos_token_id)
+    tokenizer.eos_token = end
+    tokenizer.pad_token = tokenizer.pad_token or end
     # The GGUF load leaves a quantizer and its config behind although the weights are dequantised floats.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
