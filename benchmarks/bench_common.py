@@ -72,8 +72,12 @@ def dialogue(
 
 
 def timed(fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[float, T]:
+    """Seconds `fn` takes, GPU work included (CUDA is synchronised before and after)."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else lambda: None
+    sync()
     start = time.perf_counter()
     result = fn(*args, **kwargs)
+    sync()
     return time.perf_counter() - start, result
 
 
