@@ -23,6 +23,7 @@ from infopo.information_gain.counterfactual import (
     counterfactual_branch,
     turns_with_information_gain,
 )
+from infopo.models.attention import SDPA_LIKE
 from infopo.models.forward import final_hidden_states, output_embedding
 from infopo.rollout.trajectory import Trajectory
 
@@ -93,7 +94,7 @@ def _block_mask(segment: Tensor, limit: Tensor) -> Tensor:
 def _attention_mask(allowed: Tensor, model: nn.Module) -> Tensor:
     """(B, 1, P, P) mask in the form the model's attention implementation takes as given."""
     implementation = getattr(model.config, "_attn_implementation", None) or "eager"
-    if implementation == "sdpa":
+    if implementation in SDPA_LIKE:
         return allowed.unsqueeze(1)
     if implementation == "eager":
         dtype = next(model.parameters()).dtype

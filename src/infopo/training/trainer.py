@@ -36,6 +36,7 @@ from infopo.core.policy_loss import TOKEN_MEAN_METRICS, policy_loss
 from infopo.envs import ENVIRONMENTS, Environment, Task
 from infopo.envs.simulators import make_env_factory
 from infopo.information_gain import CounterfactualSpec, PackedScores, score_packed
+from infopo.models.attention import use_float32_cpu_attention
 from infopo.models.embedded import prepare_embedded_model
 from infopo.models.forward import final_hidden_states, output_embedding
 from infopo.rollout.builder import ChatMarkers
@@ -189,6 +190,8 @@ class Trainer:
         torch.manual_seed(config.seed)  # the LoRA initialisation
         if config.lora:
             model = wrap_lora(model, config)
+        if config.dtype == "bfloat16":
+            use_float32_cpu_attention(model)  # the update's short attention: faster in float32 on CPU
         self.tokenizer = tokenizer
         self.make_env = environment_factory(config)
         self.tasks = tasks if tasks is not None else load_training_tasks(config)
