@@ -1,11 +1,12 @@
 """Short attention in float32 inside CPU bfloat16 autocast, where it is faster than in bfloat16.
 
 CPU autocast runs `scaled_dot_product_attention` in bfloat16, and torch's CPU flash-attention backward in
-bfloat16 has a large fixed cost per block: at 150 keys forward + backward take twice as long as in float32,
-at about 300 keys the two are even, at 1,000 bfloat16 is 1.25x faster (docs/performance.md, "The update's
-attention"). `FLOAT32_CPU_SDPA` is Hugging Face's sdpa attention that, under CPU autocast and for at most
-`FLOAT32_MAX_KEYS` keys, turns autocast off and attends in float32; everywhere else (no autocast, longer
-sequences, a GPU) it is sdpa itself. Masks are built as for sdpa.
+bfloat16 has a large fixed cost per block: at 150 keys forward + backward take 1.75x as long as in
+float32, at 256 keys the two are even, at 1,000 float32 takes 1.3x as long (one thread;
+docs/performance.md, "The update's attention"). `FLOAT32_CPU_SDPA` is Hugging Face's sdpa attention
+that, under CPU autocast and for at most `FLOAT32_MAX_KEYS` keys, turns autocast off and attends in
+float32; everywhere else (no autocast, longer sequences, a GPU) it is sdpa itself. Masks are built as for
+sdpa.
 """
 
 from __future__ import annotations
